@@ -1,0 +1,39 @@
+"""User-facing errors: one line that names the problem and the fix.
+
+Every CLI in the harness catches `UserError` in `cli_main` and prints `error: <message>` with exit code 2,
+so bad input never produces a traceback or a half-written file.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, name, config), fixable without touching code."""
+
+    def __init__(self, problem: str, fix: str | None = None):
+        message = problem if fix is None else f"{problem} — {fix}"
+        super().__init__(" ".join(message.split()))  # always one line
+
+
+class DataError(UserError):
+    """A dataset file that is missing, corrupt or inconsistent."""
+
+
+class ConfigError(UserError):
+    """An unknown name or an invalid configuration value."""
+
+
+def cli_main(main: Callable[[], int | None]) -> None:
+    """Run a CLI `main`, turning `UserError` into a one-line message and exit code 2."""
+    try:
+        code = main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted; partial outputs were not kept", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
