@@ -1,0 +1,159 @@
+"""What every method (QHyer and each baseline) provides to the shared trainer and evaluation layer.
+
+A method is a typed config dataclass plus an `Agent`: the agent owns its networks, optimisers and LR
+schedulers and performs one update per call; the trainer (`qhyer/trainer.py`) owns the loop, the sampler,
+the RNGs, checkpoints, logging and evaluation. Keeping that split means resume, multi-seed and device
+placement are written once, in the trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from qhyer.data.episodes import EpisodeDataset
+from qhyer.data.registry import DatasetSpec
+from qhyer.errors import ConfigError
+from qhyer.eval.policy import StepInput
+
+
+def dataset_family(spec: DatasetSpec) -> str:
+    """Key of per-family defaults: 'ogbench_play', 'ogbench_noisy', 'maze2d' or 'antmaze'."""
+    return f"ogbench_{spec.kind}" if spec.family == "ogbench" else spec.family
+
+
+@dataclass
+class MethodConfig:
+    """Fields every method has. `None` in a subclass field means "take the value for the dataset family"
+    from that class's FAMILY_DEFAULTS (e.g. the paper's τ = 0.9 for play and 0.95 for noisy)."""
+
+    name: str = "base"
+    batch_size: int = 256
+    goal_rep: str = "full"  # 'full' observation as goal (OGBench default) or 'task' (goal part only)
+
+    FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def for_family(self, family: str) -> MethodConfig:
+        """A copy with every `None` field filled from FAMILY_DEFAULTS[family]."""
+        if self.goal_rep not in ("full", "task"):
+            raise ConfigError(f"goal_rep must be 'full' or 'task' (got '{self.goal_rep}')")
+        defaults = self.FAMILY_DEFAULTS.get(family, {})
+        filled = {}
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) is None:
+                if f.name not in defaults:
+                    raise ConfigError(f"{self.name}.{f.name} has no default for dataset family '{family}'",
+                                      f"set it on the command line, e.g. method.{f.name}=...")
+                filled[f.name] = defaults[f.name]
+        return dataclasses.replace(self, **filled)
+
+
+@dataclass
+class DataInfo:
+    """What a model needs to know about its dataset; statistics become buffers saved in checkpoints."""
+
+    spec: DatasetSpec
+    obs_dim: int
+    action_dim: int
+    goal_dim: int
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    goal_mean: np.ndarray
+    goal_std: np.ndarray
+    max_episode_length: int
+
+    @classmethod
+    def from_dataset(cls, spec: DatasetSpec, dataset: EpisodeDataset, goal_rep: str) -> DataInfo:
+        stats = dataset.statistics()
+        dims = dataset.goal_dims if goal_rep == "task" else np.arange(dataset.obs_dim)
+        return cls(spec=spec, obs_dim=dataset.obs_dim, action_dim=dataset.action_dim, goal_dim=len(dims),
+                   obs_mean=stats["obs_mean"], obs_std=stats["obs_std"], goal_mean=stats["obs_mean"][dims],
+                   goal_std=stats["obs_std"][dims],
+                   max_episode_length=int(max(np.diff(dataset.episode_starts, append=len(dataset)).max(),
+                                              spec.eval_max_steps)))
+
+
+class Agent(nn.Module):
+    """Base class: input standardisation buffers, optimiser bookkeeping and train-state (de)serialisation."""
+
+    sampler_kind: ClassVar[str]  # 'window' (sequence models) or 'transition' (MLP agents)
+
+    def __init__(self, cfg: MethodConfig, info: DataInfo):
+        super().__init__()
+        self.cfg, self.info = cfg, info
+        for key in ("obs_mean", "obs_std", "goal_mean", "goal_std"):
+            self.register_buffer(key, torch.as_tensor(getattr(info, key), dtype=torch.float32))
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    # --- contract ------------------------------------------------------------------------------------
+    def make_sampler(self, dataset: EpisodeDataset, seed: int):
+        """The shared sampler (qhyer.data.samplers) configured for this method."""
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """One gradient step on `batch` (already on the agent's device); returns scalar metrics."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics on a held-out batch (losses, instrumentation); none by default."""
+        return {}
+
+    def policy(self):
+        """A `qhyer.eval.Policy` acting with this agent's current weights."""
+        raise NotImplementedError
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_mean) / self.obs_std
+
+    def normalize_goal(self, goal: torch.Tensor) -> torch.Tensor:
+        return (goal - self.goal_mean) / self.goal_std
+
+    @property
+    def device(self) -> torch.device:
+        return self.obs_mean.device
+
+    def train_state(self) -> dict[str, Any]:
+        return {"modules": self.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
+
+    def load_train_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["modules"])
+        for key, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][key])
+        for key, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][key])
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup then constant LR (DT, `kzl/decision-transformer` gym/experiment.py)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup_steps)))
+
+
+def window_from_history(step: StepInput, context_len: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The last `context_len` steps of each episode as a left-padded window with the WindowSampler's keys.
+
+    The current step's action is unknown, so its slot holds zeros (sequence models predict it from the
+    tokens before it; causality guarantees the placeholder is never read).
+    """
+    obs, acts = step.history_observations, step.history_actions      # (B, t+1, O), (B, t, A)
+    b, length = obs.shape[:2]
+    k = min(context_len, length)
+    actions = np.concatenate([acts, np.zeros((b, 1, acts.shape[-1]), acts.dtype)], axis=1)[:, -k:]
+    pad = context_len - k
+    window = {
+        "observations": np.pad(obs[:, -k:], ((0, 0), (pad, 0), (0, 0))),
+        "actions": np.pad(actions, ((0, 0), (pad, 0), (0, 0))),
+        "timesteps": np.pad(np.broadcast_to(np.arange(length - k, length), (b, k)), ((0, 0), (pad, 0))),
+        "mask": np.pad(np.ones((b, k), bool), ((0, 0), (pad, 0))),
+        "goals": step.goals,
+    }
+    return {key: torch.as_tensor(np.ascontiguousarray(v), device=device) for key, v in window.items()}

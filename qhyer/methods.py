@@ -1,0 +1,26 @@
+"""Registry of methods: name → (module, config dataclass, agent class), imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+from qhyer.errors import ConfigError
+
+METHODS: dict[str, tuple[str, str, str]] = {
+    "qhyer": ("qhyer.algorithm", "QHyerConfig", "QHyerAgent"),
+    "dt": ("baselines.dt", "DTConfig", "DTAgent"),
+    "qt": ("baselines.qt", "QTConfig", "QTAgent"),
+    "lsdt": ("baselines.lsdt", "LSDTConfig", "LSDTAgent"),
+    "gciql": ("baselines.gciql", "GCIQLConfig", "GCIQLAgent"),
+    "hiql": ("baselines.hiql", "HIQLConfig", "HIQLAgent"),
+    "gcbc": ("baselines.gcbc", "GCBCConfig", "GCBCAgent"),
+}
+
+
+def method_classes(name: str) -> tuple[type, type]:
+    """(config dataclass, agent class) of a method."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method '{name}'", f"use one of: {', '.join(METHODS)}")
+    module, config_cls, agent_cls = METHODS[name]
+    mod = importlib.import_module(module)
+    return getattr(mod, config_cls), getattr(mod, agent_cls)
