@@ -1,0 +1,37 @@
+"""Training entry point for every method (Hydra):
+
+    python -m qhyer.train method=qhyer dataset=cube-single-play seed=0 [method.expectile_tau=0.95 ...]
+    python -m qhyer.train method=gciql dataset=maze2d-umaze train.steps=20000 eval.episodes_per_task=10
+
+Writes one run folder (`run_dir`, default runs/<method>/<dataset>/seed<seed>); see qhyer/trainer.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from qhyer.errors import UserError
+from qhyer.methods import METHODS, method_classes
+from qhyer.trainer import RunConfig, train
+
+store = ConfigStore.instance()
+store.store(name="run_schema", node=RunConfig)
+for _name in METHODS:
+    store.store(group="method", name=_name, node=method_classes(_name)[0])
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        train(OmegaConf.to_object(cfg))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

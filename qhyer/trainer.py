@@ -1,0 +1,285 @@
+"""The one training loop every method runs through, and evaluation of a trained run folder.
+
+All state that must survive a kill lives in `TrainState` (agent modules, optimisers, schedulers, the
+sampler and its RNG position, the global torch/numpy RNGs and the step counter); a checkpoint is exactly
+`TrainState.state_dict()`, written atomically, so a resumed run continues bit-identically on CPU.
+
+Run folder layout (`cfg.run_dir`):
+    config.yaml           resolved run config (method fields filled for the dataset family)
+    method_config.json    the method's typed config, beside its checkpoint (CORL style)
+    checkpoints/last.pt   latest TrainState
+    metrics.csv           tidy training/validation metrics: step, split, metric, value
+    tb/                   the same metrics for TensorBoard
+    eval_episodes.csv     per-episode evaluation results (shared evaluation layer)
+    summary.json          final metrics, budget and provenance
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from omegaconf import MISSING
+from tqdm.auto import tqdm
+
+from qhyer.agent import Agent, DataInfo, MethodConfig, dataset_family
+from qhyer.data.registry import DatasetSpec, get_spec
+from qhyer.errors import ConfigError, DataError
+from qhyer.io import atomic_path, provenance, write_json_atomic, write_text_atomic
+from qhyer.methods import method_classes
+
+
+@dataclass
+class LoopConfig:
+    steps: int = 100_000          # DT/LSDT: 100k gradient updates
+    log_every: int = 500
+    val_every: int = 5_000
+    val_batches: int = 4
+    checkpoint_every: int = 5_000
+    resume: bool = True           # continue from checkpoints/last.pt when it exists
+    device: str = "auto"          # 'auto' → cuda when available, else cpu
+    threads: int = 0              # torch intra-op threads; 0 keeps torch's default
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    enabled: bool = True
+    episodes_per_task: int = 50   # OGBench final numbers use 50 per task (impls/hyperparameters.sh)
+    num_envs: int = 25            # episodes stepped together, one model call per step for all
+
+
+@dataclass
+class RunConfig:
+    method: Any = MISSING         # a method's config dataclass (Hydra group `method`)
+    dataset: str = "cube-single-play-v0"
+    seed: int = 0
+    data_dir: str = "data"
+    run_dir: str = "runs/${method.name}/${dataset}/seed${seed}"
+    profile: str = "custom"       # budget label carried into every result row
+    train: LoopConfig = field(default_factory=LoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def budget(self) -> str:
+        return (f"profile={self.profile}; steps={self.train.steps}; batch={self.method.batch_size}; "
+                f"episodes_per_task={self.eval.episodes_per_task}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA device is visible", "use train.device=cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainState:
+    agent: Agent
+    sampler: Any
+    step: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "agent": self.agent.train_state(),
+            "sampler": self.sampler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.agent.load_train_state(state["agent"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def build_agent(method_cfg: MethodConfig, info: DataInfo, device: torch.device) -> Agent:
+    _, agent_cls = method_classes(method_cfg.name)
+    return agent_cls(method_cfg, info).to(device)
+
+
+class MetricsLog:
+    """Tidy CSV (step, split, metric, value) plus TensorBoard; on resume rows after the checkpoint are dropped."""
+
+    FIELDS = ("step", "split", "metric", "value")
+
+    def __init__(self, run_dir: Path, resume_step: int):
+        self.path = run_dir / "metrics.csv"
+        kept = []
+        if resume_step > 0 and self.path.exists():
+            with open(self.path, newline="") as fh:
+                kept = [row for row in csv.DictReader(fh) if int(row["step"]) <= resume_step]
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, self.FIELDS)
+            writer.writeheader()
+            writer.writerows(kept)
+        self._fh = open(self.path, "a", newline="")
+        self._writer = csv.DictWriter(self._fh, self.FIELDS)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1 if resume_step else None)
+
+    def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self._writer.writerow({"step": step, "split": split, "metric": key, "value": f"{value:.6g}"})
+            self._tb.add_scalar(f"{split}/{key}", value, step)
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+        self._tb.close()
+
+
+def _load_split(spec: DatasetSpec, split: str, data_dir: str):
+    from qhyer.data.readers import load_dataset
+
+    return load_dataset(spec.name, split=split, data_dir=Path(data_dir))
+
+
+def _validation_batches(agent: Agent, spec: DatasetSpec, cfg: RunConfig) -> list[dict[str, torch.Tensor]]:
+    """Fixed validation batches (from the `-val` file when there is one) so curves are comparable over time."""
+    try:
+        val_data = _load_split(spec, "val", cfg.data_dir)
+    except DataError:
+        return []
+    sampler = agent.make_sampler(val_data, seed=10_000 + cfg.seed)
+    return [sampler.sample(cfg.method.batch_size) for _ in range(cfg.train.val_batches)]
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def train(cfg: RunConfig) -> Path:
+    """Train one method × dataset × seed into `cfg.run_dir`, then evaluate it when `cfg.eval.enabled`."""
+    spec = get_spec(cfg.dataset)
+    if cfg.train.steps < 1:
+        raise ConfigError(f"train.steps must be positive (got {cfg.train.steps})")
+    method_cfg = cfg.method.for_family(dataset_family(spec))
+    cfg = dataclasses.replace(cfg, method=method_cfg, dataset=spec.name)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+
+    seed_everything(cfg.seed)
+    dataset = _load_split(spec, "train", cfg.data_dir)
+    info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
+    agent = build_agent(method_cfg, info, device)
+    state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
+    val_batches = _validation_batches(agent, spec, cfg)
+
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if cfg.train.resume and checkpoint.exists():
+        state.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False))
+    _write_run_config(run_dir, cfg, info)
+    log = MetricsLog(run_dir, state.step)
+    started = time.perf_counter()
+    try:
+        bar = tqdm(total=cfg.train.steps, initial=state.step, disable=not cfg.train.progress,
+                   desc=f"{method_cfg.name} {spec.name} seed {cfg.seed}", dynamic_ncols=True)
+        while state.step < cfg.train.steps:
+            agent.train()
+            metrics = agent.update(_to(state.sampler.sample(method_cfg.batch_size), device), state.step)
+            state.step += 1
+            bar.update(1)
+            if state.step % cfg.train.log_every == 0 or state.step == cfg.train.steps:
+                log.write(state.step, "train", metrics)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
+            if val_batches and (state.step % cfg.train.val_every == 0 or state.step == cfg.train.steps):
+                log.write(state.step, "val", _validate(agent, val_batches, device))
+            if state.step % cfg.train.checkpoint_every == 0 or state.step == cfg.train.steps:
+                save_checkpoint(state, checkpoint, info)
+        bar.close()
+    finally:
+        log.close()
+    train_seconds = time.perf_counter() - started
+
+    summary: dict[str, Any] = {"method": method_cfg.name, "dataset": spec.name, "seed": cfg.seed,
+                               "profile": cfg.profile, "budget": cfg.budget(), "steps": state.step,
+                               "train_seconds_this_process": round(train_seconds, 2),
+                               "provenance": provenance(_config_dict(cfg), {"dataset": dataset.source})}
+    if cfg.eval.enabled:
+        summary["eval"] = evaluate_agent(agent, cfg, run_dir)
+    write_json_atomic(run_dir / "summary.json", summary)
+    return run_dir
+
+
+def _validate(agent: Agent, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
+    agent.eval()
+    totals: dict[str, float] = {}
+    for batch in batches:
+        for key, value in agent.validation_metrics(_to(batch, device)).items():
+            totals[key] = totals.get(key, 0.0) + value / len(batches)
+    return totals
+
+
+def save_checkpoint(state: TrainState, path: Path, info: DataInfo) -> None:
+    payload = state.state_dict()
+    payload["data_info"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "spec"}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _config_dict(cfg: RunConfig) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    out["method"] = dataclasses.asdict(cfg.method)
+    return out
+
+
+def _write_run_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(_config_dict(cfg), sort_keys=False))
+    write_json_atomic(run_dir / "method_config.json", dataclasses.asdict(cfg.method))
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Agent]:
+    """Rebuild a trained agent from its run folder (config.yaml + checkpoints/last.pt)."""
+    run_dir = Path(run_dir)
+    config_file, checkpoint = run_dir / "config.yaml", run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.exists() or not config_file.exists():
+        raise DataError(f"{run_dir} holds no trained run (config.yaml and checkpoints/last.pt expected)",
+                        "train it first with `python -m qhyer.train`")
+    raw = yaml.safe_load(config_file.read_text())
+    config_cls, _ = method_classes(raw["method"]["name"])
+    cfg = RunConfig(**{**raw, "method": config_cls(**raw["method"]), "train": LoopConfig(**raw["train"]),
+                       "eval": EvalConfig(**raw["eval"])})
+    payload = torch.load(checkpoint, map_location=device, weights_only=False)
+    info = DataInfo(spec=get_spec(cfg.dataset), **payload["data_info"])
+    agent = build_agent(cfg.method, info, torch.device(device))
+    agent.load_train_state(payload["agent"])
+    return cfg, agent
+
+
+def evaluate_agent(agent: Agent, cfg: RunConfig, run_dir: Path) -> dict[str, float]:
+    """Run the shared evaluation protocol and write `eval_episodes.csv`; returns the headline numbers."""
+    from qhyer.eval.protocol import evaluate_policy
+
+    agent.eval()
+    episodes = evaluate_policy(agent.policy(), get_spec(cfg.dataset), episodes_per_task=cfg.eval.episodes_per_task,
+                               seed=cfg.seed, num_envs=cfg.eval.num_envs, method=cfg.method.name,
+                               budget=cfg.budget(), progress=cfg.train.progress)
+    with atomic_path(run_dir / "eval_episodes.csv") as tmp:
+        episodes.assign(profile=cfg.profile).to_csv(tmp, index=False)
+    return {"success": float(episodes["success"].mean()), "return": float(episodes["return"].mean()),
+            "episodes": len(episodes)}
