@@ -11,7 +11,8 @@ from torch import nn
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, layer_norm: bool = False,
         activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
-    """Plain MLP; `layer_norm` after every hidden Linear as OGBench's `MLP(layer_norm=True)` (impls/utils/networks.py)."""
+    """Plain MLP; `layer_norm` after every hidden activation, as OGBench's `MLP(layer_norm=True)`
+    (seohongpark/ogbench impls/utils/networks.py)."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), activation()]
@@ -55,7 +56,8 @@ class CausalSelfAttention(nn.Module):
 
 class FeedForward(nn.Sequential):
     def __init__(self, dim: int, dropout: float = 0.0, expansion: int = 4):
-        super().__init__(nn.Linear(dim, expansion * dim), nn.GELU(), nn.Linear(expansion * dim, dim), nn.Dropout(dropout))
+        super().__init__(nn.Linear(dim, expansion * dim), nn.GELU(),
+                         nn.Linear(expansion * dim, dim), nn.Dropout(dropout))
 
 
 class TransformerBlock(nn.Module):
@@ -89,7 +91,8 @@ class GaussianActionHead(nn.Module):
     Evaluation uses the mean (deterministic actions, as OGBench's `eval_temperature=0`).
     """
 
-    def __init__(self, dim: int, action_dim: int, const_std: bool = False, log_std_bounds: tuple[float, float] = (-5.0, 2.0)):
+    def __init__(self, dim: int, action_dim: int, const_std: bool = False,
+                 log_std_bounds: tuple[float, float] = (-5.0, 2.0)):
         super().__init__()
         self.mean = nn.Linear(dim, action_dim)
         self.log_std = None if const_std else nn.Linear(dim, action_dim)
