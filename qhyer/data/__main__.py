@@ -2,6 +2,7 @@
 
     python -m qhyer.data list
     python -m qhyer.data generate cube-single-play [--episodes 4] [--workers 2] [--seed 0] [--out data]
+                                                   [--episode-length 1001]
     python -m qhyer.data generate maze2d-umaze [--steps 100000]
     python -m qhyer.data info cube-single-play [--data-dir data] [--split val]
 """
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     gen.add_argument("--episodes", type=int, default=None, help="OGBench: training episodes (default: official)")
+    gen.add_argument("--episode-length", type=int, default=None,
+                     help="OGBench: rows per episode (default: the official 1001; shorter only for smoke runs)")
     gen.add_argument("--steps", type=int, default=None, help="Maze2d: total steps (default: official)")
     gen.add_argument("--no-progress", action="store_true")
     info = sub.add_parser("info", help="read a dataset and print its summary")
@@ -57,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None and value < 1:
                 raise ConfigError(f"--{flag} must be at least 1 (got {value})")
         generator = importlib.import_module(GENERATORS[spec.family])
+        sizes = {"episode_length": args.episode_length} if args.episode_length is not None else {}
         manifest = generator.generate(spec, args.out or default_data_dir(), seed=args.seed, workers=args.workers,
-                                      episodes=args.episodes, steps=args.steps, progress=not args.no_progress)
+                                      episodes=args.episodes, steps=args.steps, progress=not args.no_progress, **sizes)
         for name, entry in manifest["files"].items():
             print(f"{name}  sha256 {entry['sha256']}")
         print(f"rows {manifest['transitions']}  wall time {manifest['wall_time_s']:.1f} s")
