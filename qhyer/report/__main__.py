@@ -1,0 +1,68 @@
+"""Report CLI: one target per call, written atomically (tidy .csv plus .md and .tex beside it).
+
+    python -m qhyer.report table1    --runs RUN... --out results/table1.csv
+    python -m qhyer.report table2    --runs RUN... [--absent DATASET ...] --out results/table2.csv
+    python -m qhyer.report ablation  --runs RUN... --out results/ablation.csv
+    python -m qhyer.report tau_sweep --runs RUN... --out results/tau_sweep.csv
+    python -m qhyer.report aggregate --runs RUN... --out results/aggregate.csv
+    python -m qhyer.report dt_stats  --runs RUN... --out results/dt_stats.csv
+    python -m qhyer.report claims    --tables results/{table1,table2,ablation,tau_sweep,dt_stats}.csv
+                                     --out results/claims_check.csv [--claims qhyer/report/claims.yaml]
+
+RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`): episode tables read the
+folder's eval_episodes.csv, dt_stats its metrics.csv and summary.json. `--reps` and `--seed` set the bootstrap.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qhyer.errors import ConfigError, cli_main
+from qhyer.report import claims, stats, tables
+
+EPISODE_TABLES = {"table1": tables.table1, "table2": tables.table2, "ablation": tables.ablation,
+                  "tau_sweep": tables.tau_sweep, "aggregate": tables.aggregate}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m qhyer.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="target", required=True)
+    for name in (*EPISODE_TABLES, "dt_stats"):
+        target = sub.add_parser(name, help=f"write results/{name}.csv, .md and .tex")
+        target.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders or files inside them")
+        target.add_argument("--out", type=Path, required=True, help="the .csv to write (.md and .tex beside it)")
+        target.add_argument("--reps", type=int, default=stats.REPS, help="bootstrap replicates")
+        target.add_argument("--seed", type=int, default=stats.SEED, help="bootstrap seed")
+        if name == "table2":
+            target.add_argument("--absent", nargs="+", action="extend", default=[], metavar="DATASET",
+                                help="datasets whose files are absent: each becomes a row saying so")
+    check = sub.add_parser("claims", help="check claims.yaml against the tables: claims_check.csv and .md")
+    check.add_argument("--tables", nargs="+", type=Path, required=True, help="table CSVs (stems name them)")
+    check.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
+    check.add_argument("--claims", type=Path, default=claims.CLAIMS_FILE, help="claims file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.target == "claims":
+        doc = claims.load_claims(args.claims)
+        written = claims.write_check(claims.check_claims(doc, claims.load_tables(args.tables)), doc, args.out)
+    else:
+        if args.reps < 1:
+            raise ConfigError(f"--reps must be at least 1 (got {args.reps})")
+        if args.target == "dt_stats":
+            table = tables.dt_stats(tables.load_dt_runs(args.runs), args.reps, args.seed)
+        else:
+            extra = {"absent": args.absent} if args.target == "table2" else {}
+            table = EPISODE_TABLES[args.target](tables.load_episodes(args.runs), reps=args.reps, seed=args.seed,
+                                                **extra)
+        written = table.write(args.out)
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,497 @@
+"""Report tables: a tidy CSV plus Markdown and LaTeX renderings with the best entry per row in bold.
+
+Inputs are run folders (`runs/<profile>/<study>/<variant>/<method>/<dataset>/seed<N>`) or files inside them.
+Episode tables read `eval_episodes.csv`; a column an older file lacks is taken from the run's `summary.json`,
+else from the run folder's path (study `main` and variant `default` when the path does not say). `dt_stats`
+reads `metrics.csv` and `summary.json`. Every tidy row carries `profile` and `budget`; numbers are computed as
+described in `qhyer.report.stats`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qhyer.data.registry import DATASETS, get_spec
+from qhyer.errors import ConfigError, DataError
+from qhyer.io import atomic_path, write_text_atomic
+from qhyer.report import stats
+
+METHODS = ("qhyer", "dt", "qt", "lsdt", "gciql", "hiql", "gcbc")
+BACKBONES = ("attention", "mamba", "hybrid")
+CONDITIONINGS = ("nf", "crl", "cvae", "none", "rtg")
+DT_METRICS = ("delta_mean", "abar_mean", "effective_memory", "gate_attention_share")
+MAIN_VARIANT = "default"
+PROFILE_THRESHOLDS = np.linspace(0.0, 1.0, 21)
+RUN_PATH = re.compile(r"(?:(?P<study>main|ablation|tau)/(?P<variant>[^/]+)/)?"
+                      r"(?P<method>[^/]+)/(?P<dataset>[^/]+)/seed(?P<seed>\d+)$")
+# family -> (episode column, scale, reported metric)
+SCORES = {"ogbench": ("success", 100.0, "success_x100"), "antmaze": ("success", 100.0, "success_x100"),
+          "maze2d": ("normalized_score", 1.0, "normalized_score")}
+# sort keys, most significant first: rows follow these orders, values not listed go last in input order
+ORDERS: dict[str, Sequence] = {"variant": (MAIN_VARIANT,), "level": ("run", "dataset", "kind"),
+                               "kind": ("play", "noisy"), "dataset": tuple(DATASETS), "method": METHODS,
+                               "backbone": BACKBONES, "conditioning": CONDITIONINGS, "layer": ("all",),
+                               "metric": (*stats.AGGREGATES, *DT_METRICS)}
+ABSENT_BUDGET = "n/a (dataset absent)"
+BEST_ROW_NOTE = "Cells: estimate [95% CI]; best entry per row in bold."
+
+
+@dataclass
+class Section:
+    title: str
+    display: pd.DataFrame      # strings, one row per table row
+    bold: pd.DataFrame         # same shape, True where the cell is the row's best
+
+
+@dataclass
+class Table:
+    title: str
+    tidy: pd.DataFrame
+    sections: list[Section]
+    notes: list[str] = field(default_factory=list)
+
+    def _header(self) -> list[str]:
+        measured = self.tidy[self.tidy["status"] != "absent"] if "status" in self.tidy else self.tidy
+        return [f"Profile: {distinct(measured['profile'])}", f"Budget: {distinct(measured['budget'])}", *self.notes]
+
+    def markdown(self) -> str:
+        parts = [f"# {self.title}", "\n\n".join(self._header())]
+        for s in self.sections:
+            parts += [f"## {s.title}", to_markdown(s.display, s.bold)]
+        return "\n\n".join(parts) + "\n"
+
+    def latex(self) -> str:
+        parts = [f"% {self.title}", *(f"% {line}" for line in self._header())]
+        for s in self.sections:
+            parts += [f"% {s.title}", to_latex(s.display, s.bold)]
+        return "\n".join(parts) + "\n"
+
+    def write(self, out: str | Path) -> list[Path]:
+        """Write `out` (.csv) and its .md and .tex siblings atomically; returns the three paths."""
+        out = write_csv(self.tidy, out)
+        write_text_atomic(out.with_suffix(".md"), self.markdown())
+        write_text_atomic(out.with_suffix(".tex"), self.latex())
+        return [out, out.with_suffix(".md"), out.with_suffix(".tex")]
+
+
+def write_csv(frame: pd.DataFrame, out: str | Path) -> Path:
+    """Write `frame` atomically to `out`, which must name a .csv file (its .md/.tex siblings follow)."""
+    out = Path(out)
+    if out.suffix != ".csv":
+        raise ConfigError(f"--out must name a .csv file (got '{out}')", "e.g. --out results/table1.csv")
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+    return out
+
+
+# --- reading runs --------------------------------------------------------------------------------------------
+
+def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
+    """A CSV with the `required` columns, or a one-line DataError."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", "run the DAG step that writes it, or fix the path")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not a readable CSV ({str(err).strip()})", "delete it and re-run its step") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} lacks column(s) {', '.join(missing)}", "re-run the step that writes it")
+    return frame
+
+
+def budget_fields(budget: str) -> dict[str, str]:
+    """`profile=quick; steps=3000; ...` -> {'profile': 'quick', 'steps': '3000', ...}."""
+    pairs = (part.split("=", 1) for part in str(budget).split(";") if "=" in part)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def run_identity(run_dir: Path) -> dict:
+    """What a run folder says about itself: its path, overridden by its summary.json."""
+    ident = {"study": "main", "variant": MAIN_VARIANT, "budget": "unknown"}
+    match = RUN_PATH.search(run_dir.resolve().as_posix())
+    if match:
+        ident.update({key: value for key, value in match.groupdict().items() if value is not None})
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        try:
+            data = json.loads(summary.read_text())
+        except json.JSONDecodeError as err:
+            raise DataError(f"{summary} is not valid JSON ({err})", "re-run the training job that writes it") from None
+        ident.update({key: data[key] for key in ("method", "dataset", "seed", "profile", "budget") if key in data})
+    ident.setdefault("profile", budget_fields(ident["budget"]).get("profile", "unknown"))
+    return ident
+
+
+def _require_identity(ident: dict, where: Path, needed: Iterable[str] = ("method", "dataset", "seed")) -> None:
+    missing = [key for key in needed if key not in ident]
+    if missing:
+        raise DataError(f"{where}: cannot tell the run's {', '.join(missing)} (no column, no summary.json, "
+                        "no runs/.../<method>/<dataset>/seed<N> path)", "pass the run folder as the DAG writes it")
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    names = {name: get_spec(name).name for name in frame["dataset"].unique()}
+    return frame.assign(dataset=frame["dataset"].map(names), seed=frame["seed"].astype(int))
+
+
+def _normalized_score(frame: pd.DataFrame) -> pd.Series:
+    """D4RL normalised score 100 (return - ref_min) / (ref_max - ref_min); NaN for datasets without references."""
+    specs = frame["dataset"].map(get_spec)
+    low = specs.map(lambda s: s.ref_min_score).astype(float)
+    high = specs.map(lambda s: s.ref_max_score).astype(float)
+    return 100.0 * (frame["return"] - low) / (high - low)
+
+
+def _read_episodes(path: Path) -> pd.DataFrame:
+    frame = read_csv(path)
+    if frame.empty:
+        raise DataError(f"{path} holds no episodes", "re-run its evaluate step")
+    lacking = [c for c in ("method", "dataset", "seed", "study", "variant", "budget", "profile") if c not in frame]
+    if lacking:
+        ident = run_identity(path.parent)
+        _require_identity(ident, path, lacking)
+        frame = frame.assign(**{column: ident[column] for column in lacking})
+    if "task" not in frame:
+        frame["task"] = 0
+    frame = _canonical(frame)
+    if "normalized_score" not in frame and "return" in frame:
+        frame["normalized_score"] = _normalized_score(frame)
+    return frame
+
+
+def load_episodes(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every episode of the given run folders or `eval_episodes.csv` files, one tidy frame."""
+    files = [p / "eval_episodes.csv" if p.is_dir() else p for p in map(Path, paths)]
+    return pd.concat([_read_episodes(f) for f in files], ignore_index=True)
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+# --- helpers shared by the builders -------------------------------------------------------------------------
+
+def distinct(values: Iterable) -> str:
+    return " | ".join(sorted({str(v) for v in values if not pd.isna(v)})) or "unknown"
+
+
+def _labels(group: pd.DataFrame) -> dict[str, str]:
+    return {"budget": distinct(group["budget"]), "profile": distinct(group["profile"])}
+
+
+def _order(frame: pd.DataFrame) -> pd.Index:
+    """Index of `frame` in the harness's order (registry datasets, then methods, backbones, ...); unknown last."""
+    keys = [c for c in ORDERS if c in frame]
+
+    def rank(column: pd.Series) -> pd.Series:
+        order = {v: i for i, v in enumerate(ORDERS[column.name])}
+        return column.map(lambda v: order.get(v, len(order)))
+
+    return frame.sort_values(keys, key=rank, kind="stable").index if keys else frame.index
+
+
+def _sort(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.loc[_order(frame)].reset_index(drop=True)
+
+
+def _select(episodes: pd.DataFrame, study: str, families: set[str], allow_empty: bool = False) -> pd.DataFrame:
+    studies = set(episodes["study"]) if len(episodes) else set()
+    if studies - {study}:
+        raise ConfigError(f"inputs include runs of study {', '.join(sorted(studies - {study}))}; "
+                          f"this table takes study '{study}' only", "pass only that study's eval_episodes.csv files")
+    if episodes.empty and not allow_empty:
+        raise DataError(f"no runs of study '{study}' among the inputs", "pass that study's eval_episodes.csv files")
+    wrong = sorted(d for d in episodes["dataset"].unique() if get_spec(d).family not in families)
+    if wrong:
+        raise ConfigError(f"{', '.join(wrong)} do not belong in this table (it takes {', '.join(sorted(families))})",
+                          "check the rule's input list")
+    return episodes
+
+
+def _summaries(episodes: pd.DataFrame, keys: list[str], reps: int, seed: int) -> pd.DataFrame:
+    """One row per `keys` group: estimate and interval of the family's score (see SCORES)."""
+    rows = []
+    for key, group in episodes.groupby(keys, sort=False):
+        column, scale, metric = SCORES[get_spec(group["dataset"].iloc[0]).family]
+        if column not in group or group[column].isna().any():
+            raise DataError(f"{dict(zip(keys, key, strict=True))}: episodes lack '{column}' values",
+                            "re-run their evaluate step")
+        summary = stats.summarize_episodes(group, column, reps, seed)
+        for name in ("mean", "ci_low", "ci_high"):
+            summary[name] *= scale
+        rows.append({**dict(zip(keys, key, strict=True)), "metric": metric, **summary, **_labels(group)})
+    return _sort(pd.DataFrame(rows))
+
+
+def _cell(row: pd.Series, value: str, decimals: int) -> str:
+    if pd.isna(row[value]):
+        return str(row.get("note") or "n/a")
+    if pd.isna(row["ci_low"]):
+        return f"{row[value]:.{decimals}f}"
+    return f"{row[value]:.{decimals}f} [{row['ci_low']:.{decimals}f}, {row['ci_high']:.{decimals}f}]"
+
+
+def pivot(tidy: pd.DataFrame, rows: list[str], col: str, order: Sequence = (), *, value: str = "mean",
+          decimals: int = 1, best: Callable[[tuple], str | None] = lambda key: "max",
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Display frame (rows x `col` values, then seeds/profile/budget) and its bold mask.
+
+    `best(row_key)` is 'max', 'min' or None; every cell equal to the row's best displayed value is bold.
+    """
+    present = list(dict.fromkeys(tidy[col]))
+    columns = [c for c in order if c in present] + [c for c in present if c not in order]
+    records, bold = [], []
+    for key, group in tidy.groupby(rows, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        by_col = group.set_index(col)
+        shown = by_col[value].round(decimals)
+        rank = best(key)
+        top = {"max": shown.max(), "min": shown.min()}.get(rank, np.nan)
+        records.append({**dict(zip(rows, key, strict=True)),
+                        **{str(c): _cell(by_col.loc[c], value, decimals) if c in by_col.index else "" for c in columns},
+                        "seeds": distinct(group["n_seeds"]), "profile": distinct(group["profile"]),
+                        "budget": distinct(re.sub(r"profile=[^;]*;\s*", "", str(b)) for b in group["budget"])})
+        bold.append({str(c): bool(c in shown.index and shown[c] == top) for c in columns})
+    display = pd.DataFrame(records)
+    return display, pd.DataFrame(bold, index=display.index).reindex(columns=display.columns, fill_value=False)
+
+
+def to_markdown(display: pd.DataFrame, bold: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; `|` inside cells is escaped."""
+    lines = ["| " + " | ".join(map(str, display.columns)) + " |", "|" + "---|" * len(display.columns)]
+    for i, row in display.iterrows():
+        cells = [f"**{v}**" if bold.loc[i, c] and v else str(v) for c, v in row.items()]
+        cells = [cell.replace("|", r"\|") for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}"}
+
+
+def _tex(value: object) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(value))
+
+
+def to_latex(display: pd.DataFrame, bold: pd.DataFrame) -> str:
+    lines = [rf"\begin{{tabular}}{{{'l' * len(display.columns)}}}", r"\toprule",
+             " & ".join(_tex(c) for c in display.columns) + r" \\", r"\midrule"]
+    for i, row in display.iterrows():
+        cells = [rf"\textbf{{{_tex(v)}}}" if bold.loc[i, c] and v else _tex(v) for c, v in row.items()]
+        lines.append(" & ".join(cells) + r" \\")
+    return "\n".join([*lines, r"\bottomrule", r"\end{tabular}"])
+
+
+# --- the tables ---------------------------------------------------------------------------------------------
+
+def table1(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
+    """OGBench manipulation: mean success x100 per dataset x method."""
+    tidy = _summaries(_select(episodes, "main", {"ogbench"}), ["dataset", "method"], reps, seed)
+    display, bold = pivot(tidy, ["dataset"], "method", METHODS)
+    return Table("Table 1: OGBench manipulation, success rate (%)", tidy, [Section("Success rate (%)", display, bold)],
+                 [BEST_ROW_NOTE, f"Interval: {distinct(tidy['ci_method'])} (see qhyer/report/stats.py)."])
+
+
+def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats.REPS,
+           seed: int = stats.SEED) -> Table:
+    """D4RL: Maze2d normalised score, AntMaze success x100; a dataset whose files are absent is a row saying so."""
+    episodes = _select(episodes, "main", {"maze2d", "antmaze"}, allow_empty=bool(absent))
+    measured = _summaries(episodes, ["dataset", "method"], reps, seed).assign(status="measured", note="") \
+        if len(episodes) else pd.DataFrame(columns=["dataset", "profile"])
+    specs = [get_spec(name) for name in dict.fromkeys(absent)]
+    clash = sorted({s.name for s in specs} & set(measured["dataset"]))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)} passed with --absent but results for it were given too",
+                          "drop it from --absent or from --runs")
+    profile = distinct(measured["profile"])
+    missing = pd.DataFrame([{"dataset": s.name, "method": "", "metric": SCORES[s.family][2], "status": "absent",
+                             "note": f"absent: {s.train_file} not found"
+                                     + ("" if s.regenerable else " (cannot be regenerated; supply the D4RL file)"),
+                             "n_seeds": 0, "episodes": 0, "budget": ABSENT_BUDGET, "profile": profile}
+                            for s in specs])
+    display, bold = pivot(measured, ["dataset"], "method", METHODS) if len(measured) else (None, None)
+    if specs:
+        display = pd.concat([display, missing[["dataset", "note", "profile", "budget"]].assign(seeds="0")],
+                            ignore_index=True).fillna("")
+        bold = pd.DataFrame(False, index=display.index, columns=display.columns) if bold is None else \
+            bold.reindex(index=display.index, columns=display.columns, fill_value=False)
+    order = _order(display)
+    section = Section("Score", display.loc[order].reset_index(drop=True), bold.loc[order].reset_index(drop=True))
+    tidy = _sort(pd.concat([measured, missing], ignore_index=True))
+    return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], [BEST_ROW_NOTE])
+
+
+def _variants(tidy: pd.DataFrame, parse: Callable[[str], dict]) -> pd.DataFrame:
+    """Insert the fields a study's variant name stands for (after the `variant` column)."""
+    parsed = pd.DataFrame([parse(v) for v in tidy["variant"]], index=tidy.index)
+    at = tidy.columns.get_loc("variant") + 1
+    return pd.concat([tidy.iloc[:, :at], parsed, tidy.iloc[:, at:]], axis=1)
+
+
+def _ablation_variant(variant: str) -> dict:
+    backbone, _, conditioning = variant.partition("-")
+    if backbone not in BACKBONES or conditioning not in CONDITIONINGS:
+        raise ConfigError(f"ablation variant '{variant}' is not <backbone>-<conditioning>",
+                          f"backbones {', '.join(BACKBONES)}; conditionings {', '.join(CONDITIONINGS)}")
+    return {"backbone": backbone, "conditioning": conditioning}
+
+
+def _tau_variant(variant: str) -> dict:
+    try:
+        return {"tau": float(variant.removeprefix("tau"))}
+    except ValueError:
+        raise ConfigError(f"tau-sweep variant '{variant}' is not tau<value>", "e.g. tau0.9") from None
+
+
+def ablation(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
+    """Backbone x conditioning on the ablation datasets, success x100."""
+    tidy = _summaries(_select(episodes, "ablation", {"ogbench"}), ["dataset", "method", "variant"], reps, seed)
+    tidy = _sort(_variants(tidy, _ablation_variant))
+    display, bold = pivot(tidy, ["dataset", "backbone"], "conditioning", CONDITIONINGS)
+    return Table("Ablation: backbone x conditioning, success rate (%)", tidy,
+                 [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE])
+
+
+def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
+    """Expectile tau sweep, success x100."""
+    tidy = _summaries(_select(episodes, "tau", {"ogbench"}), ["dataset", "method", "variant"], reps, seed)
+    tidy = _sort(_variants(tidy, _tau_variant).sort_values("tau", kind="stable"))
+    display, bold = pivot(tidy, ["dataset"], "tau")
+    return Table("Expectile tau sweep, success rate (%)", tidy, [Section("Success rate (%) by tau", display, bold)],
+                 [BEST_ROW_NOTE])
+
+
+def _run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders of the given folders or files inside them, each once, in the given order."""
+    dirs = (p if p.is_dir() else p.parent for p in map(Path, paths))
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def _last_dt_metrics(run_dir: Path) -> pd.DataFrame:
+    """Δ_t / Ā_t / memory / gate rows at the last step of the val split (train when a run logged no val split)."""
+    metrics = read_csv(run_dir / "metrics.csv", required=("step", "split", "metric", "value"))
+    parts = metrics["metric"].astype(str).str.split("/layer", n=1, expand=True).reindex(columns=[0, 1])
+    metrics = metrics.assign(metric=parts[0], layer=parts[1].fillna("all"))
+    metrics = metrics[metrics["metric"].isin(DT_METRICS)]
+    split = "val" if (metrics["split"] == "val").any() else "train"
+    metrics = metrics[metrics["split"] == split]
+    return metrics[metrics["step"] == metrics["step"].max()]
+
+
+def load_dt_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Run-level rows (one per metric and layer) of every QHyer run folder given."""
+    rows = []
+    for run_dir in _run_dirs(paths):
+        ident = run_identity(run_dir)
+        _require_identity(ident, run_dir)
+        if ident["method"] != "qhyer":
+            raise ConfigError(f"{run_dir} is a '{ident['method']}' run; dt_stats reads QHyer runs only",
+                              "pass only runs/.../qhyer/... folders")
+        last = _last_dt_metrics(run_dir)
+        if last.empty:
+            _note(f"{run_dir} logged no Δ_t/Ā_t/gate metrics (a variant without that branch?); not in dt_stats")
+        spec = get_spec(ident["dataset"])
+        rows += [{"level": "run", "variant": ident["variant"], "kind": spec.kind, "dataset": spec.name,
+                  "seed": int(ident["seed"]), "layer": m.layer, "metric": m.metric, "mean": float(m.value),
+                  "ci_low": np.nan, "ci_high": np.nan, "ci_method": "single run", "n_seeds": 1, "n_runs": 1,
+                  "split": m.split, "step": int(m.step), "budget": ident["budget"], "profile": ident["profile"]}
+                 for m in last.itertuples()]
+    if not rows:
+        raise DataError("no input run logged Δ_t/Ā_t/gate metrics in metrics.csv",
+                        "pass QHyer run folders whose metrics.csv has delta_mean, abar_mean, ... rows")
+    return pd.DataFrame(rows)
+
+
+def _pooled(runs: pd.DataFrame, keys: list[str], level: str, how: str, reps: int, seed: int) -> pd.DataFrame:
+    """Mean over runs per `keys` group, with a bootstrap over runs (no interval from a single run)."""
+    rows = []
+    for key, group in runs.groupby(keys, sort=False):
+        values = group["mean"].to_numpy(float)
+        interval = stats.mean_of_means([values], reps, seed) if len(values) > 1 else \
+            stats.Interval(float(values.mean()), np.nan, np.nan)
+        rows.append({**dict(zip(keys, key, strict=True)), "level": level, "mean": interval.estimate,
+                     "ci_low": interval.low, "ci_high": interval.high,
+                     "ci_method": how if len(values) > 1 else "single run: no interval",
+                     "n_seeds": group["seed"].nunique(), "n_runs": len(group), "split": distinct(group["split"]),
+                     "step": distinct(group["step"]), **_labels(group)})
+    return pd.DataFrame(rows)
+
+
+def dt_stats(runs: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
+    """Δ_t, Ā_t, effective memory and gate share: per run, per dataset (over seeds), per kind (play | noisy)."""
+    per_dataset = _pooled(runs, ["variant", "kind", "dataset", "layer", "metric"], "dataset",
+                          stats.SEED_BOOTSTRAP, reps, seed)
+    per_kind = _pooled(runs, ["variant", "kind", "layer", "metric"], "kind", "bootstrap over runs (dataset x seed)",
+                       reps, seed)
+    per_kind["dataset"] = "all " + per_kind["kind"]
+    tidy = pd.concat([runs, per_dataset, per_kind], ignore_index=True)[runs.columns].astype({"seed": "Int64"})
+    tidy = _sort(tidy)
+    shown = tidy[(tidy["level"] != "run") & (tidy["layer"] == "all")]
+    display, bold = pivot(shown, ["variant", "dataset"], "metric", DT_METRICS, decimals=2, best=lambda key: None)
+    return Table("Mamba step size Δ_t, decay Ā_t, effective memory and gate attention share", tidy,
+                 [Section("Last validation step, all layers", display, bold)],
+                 ["Cells: mean [95% CI] over seeds (dataset rows) or over runs (`all play` / `all noisy` rows); "
+                  "per-run and per-layer values are in the CSV."])
+
+
+def _score_matrices(episodes: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per method a (seeds, datasets) matrix of success rates over the datasets every method has."""
+    per_seed = episodes.groupby(["method", "dataset", "seed", "task"])["success"].mean() \
+        .groupby(["method", "dataset", "seed"]).mean().unstack("dataset")
+    complete = [d for d in per_seed.columns if per_seed[d].notna().groupby(level="method").any().all()]
+    shared = list(_sort(pd.DataFrame({"dataset": complete}))["dataset"])
+    dropped = sorted(set(per_seed.columns) - set(shared))
+    if dropped:
+        _note(f"aggregate leaves out {', '.join(dropped)}: not every method has results there")
+    per_seed = per_seed[shared].dropna()
+    order = list(_sort(pd.DataFrame({"method": per_seed.index.unique("method")}))["method"])
+    return {m: per_seed.loc[m].to_numpy(float) for m in order}, shared
+
+
+def aggregate(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
+    """rliable-style aggregates over the Table 1 datasets: IQM, mean, optimality gap, P(QHyer > baseline), profiles."""
+    episodes = _select(episodes, "main", {"ogbench"})
+    scores, datasets = _score_matrices(episodes)
+    if not datasets:
+        raise DataError("no dataset has results for every method", "pass complete Table 1 inputs")
+    common = {"n_tasks": len(datasets), "tasks": " ".join(datasets)}
+
+    def row(metric: str, method: str, interval: stats.Interval, baseline: str = "", threshold: float = np.nan):
+        both = [m for m in (method, baseline) if m]
+        return {"metric": metric, "method": method, "baseline": baseline, "threshold": threshold,
+                "estimate": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
+                "n_seeds": min(len(scores[m]) for m in both), **common,
+                **_labels(episodes[episodes["method"].isin(both)])}
+
+    rows = [row(metric, m, interval) for m, s in scores.items()
+            for metric, interval in stats.aggregate_intervals(s, reps, seed).items()]
+    if "qhyer" in scores:
+        rows += [row("probability_of_improvement", "qhyer", stats.probability_of_improvement(
+            scores["qhyer"], s, reps, seed), baseline=m) for m, s in scores.items() if m != "qhyer"]
+    rows += [row("performance_profile", m, interval, threshold=t) for m, s in scores.items()
+             for t, interval in zip(PROFILE_THRESHOLDS, stats.performance_profile(s, PROFILE_THRESHOLDS, reps, seed),
+                                    strict=True)]
+    tidy = pd.DataFrame(rows)
+    sections = [Section("Aggregate metrics (success rate in [0, 1]; optimality gap: lower is better)",
+                        *pivot(tidy[tidy["metric"].isin(list(stats.AGGREGATES))], ["metric"], "method", METHODS,
+                               value="estimate", decimals=2,
+                               best=lambda key: "min" if key[0] in stats.LOWER_IS_BETTER else "max"))]
+    improvement = tidy[tidy["metric"] == "probability_of_improvement"]
+    if len(improvement):
+        sections.append(Section("Probability of improvement P(QHyer > baseline)",
+                                *pivot(improvement, ["method"], "baseline", METHODS, value="estimate", decimals=2,
+                                       best=lambda key: None)))
+    return Table("Aggregate performance over the Table 1 datasets (rliable metrics)", tidy, sections,
+                 [f"Tasks: {', '.join(datasets)}.",
+                  "Cells: estimate [95% stratified-bootstrap CI]; best per row in bold (optimality gap: lowest). "
+                  "Performance-profile points are in the CSV (metric `performance_profile`)."])

@@ -1,0 +1,23 @@
+# The shared evaluation layer on each trained run (OGBench 5 tasks; D4RL normalised score).
+
+
+rule evaluate:
+    input:
+        RUN + "/summary.json",
+    output:
+        RUN + "/eval_episodes.csv",
+    params:
+        episodes=config["eval"]["episodes_per_task"],
+        envs=config["eval"]["num_envs"],
+        max_steps=config["eval"]["max_steps"],
+    threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["gpus"],
+    log:
+        LOGS + "/evaluate/{study}/{variant}/{method}/{dataset}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m qhyer.evaluate $(dirname {input}) --study {wildcards.study} --variant {wildcards.variant} "
+        "--episodes-per-task {params.episodes} --num-envs {params.envs} --max-steps {params.max_steps} "
+        "--threads {threads} > {log} 2>&1"

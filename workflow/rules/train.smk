@@ -1,0 +1,38 @@
+# One training run per study × variant × method × dataset × seed. The declared output is summary.json, not
+# the checkpoint: Snakemake deletes the outputs of a killed job, and the trainer resumes from
+# checkpoints/last.pt when it is rerun.
+
+
+def train_overrides(wc):
+    overrides = variant_overrides(wc.study, wc.variant)
+    per_method = config["train"]["method_overrides"].get(wc.method, {})
+    overrides += [f"{key}={value}" for key, value in per_method.items() if key != "steps"]
+    return " ".join(overrides)
+
+
+def train_steps(wc):
+    return config["train"]["method_overrides"].get(wc.method, {}).get("steps", config["train"]["steps"])
+
+
+rule train:
+    input:
+        dataset_files,
+    output:
+        RUN + "/summary.json",
+    params:
+        overrides=train_overrides,
+        steps=train_steps,
+        data=DATA,
+        profile=PROFILE,
+    threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["gpus"],
+    log:
+        LOGS + "/train/{study}/{variant}/{method}/{dataset}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m qhyer.train method={wildcards.method} dataset={wildcards.dataset} seed={wildcards.seed} "
+        "profile={params.profile} data_dir={params.data} run_dir=$(dirname {output}) "
+        "train.steps={params.steps} train.threads={threads} train.progress=false eval.enabled=false "
+        "{params.overrides} > {log} 2>&1"
