@@ -1,0 +1,49 @@
+"""Evaluate a trained run folder with the shared evaluation layer:
+
+    python -m qhyer.evaluate runs/quick/main/default/qhyer/cube-single-play-v0/seed0 --episodes-per-task 50
+
+Writes `<run>/eval_episodes.csv` (one row per episode, tagged with study, variant, profile and budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from qhyer.errors import ConfigError, cli_main
+from qhyer.trainer import evaluate_agent, load_run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qhyer.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--episodes-per-task", type=int, default=None, help="default: the run's eval config")
+    parser.add_argument("--num-envs", type=int, default=None, help="episodes stepped together")
+    parser.add_argument("--max-steps", type=int, default=0, help="cap on episode length (0 = official limit)")
+    parser.add_argument("--study", default="main")
+    parser.add_argument("--variant", default="default")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    for flag in ("episodes_per_task", "num_envs"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg, agent = load_run(args.run_dir, device=args.device)
+    eval_cfg = dataclasses.replace(cfg.eval, episodes_per_task=args.episodes_per_task or cfg.eval.episodes_per_task,
+                                   num_envs=args.num_envs or cfg.eval.num_envs)
+    cfg = dataclasses.replace(cfg, eval=eval_cfg, train=dataclasses.replace(cfg.train, progress=not args.no_progress))
+    headline = evaluate_agent(agent, cfg, args.run_dir, study=args.study, variant=args.variant,
+                              max_steps=args.max_steps or None)
+    print(f"{cfg.method.name} {cfg.dataset} seed {cfg.seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in headline.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
