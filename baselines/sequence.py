@@ -1,0 +1,212 @@
+"""Shared pieces of the return-conditioned sequence baselines (DT, QT, LSDT).
+
+All three embed every timestep as the tokens (R_t, [s_t; g], a_t) plus a learned timestep embedding, the goal
+concatenated to the state as LSDT's `--goalconcate` (WangJinCheng1998/LONG-SHORT-DECISION-TRANSFORMER
+scripts/train.py) and as QHyer's [s_t; g] token; they differ in the blocks that mix the tokens (`RTGTransformer`
+takes them as an argument) and in how they train and pick the conditioning return. Windows come from the shared
+`WindowSampler`: left-padded, ending at the sampled row, with sparse 0/1 goal rewards and returns-to-go.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from baselines.markov import _floats
+from qhyer.agent import Agent, DataInfo, MethodConfig, window_from_history
+from qhyer.data.episodes import EpisodeDataset
+from qhyer.data.samplers import GoalSampling, WindowSampler
+from qhyer.eval.policy import StepInput
+from qhyer.models.layers import TransformerBlock, attention_mask, interleave, masked_mean, token_mask
+
+# Goal relabelling shared by every sequence model (DT, QT, LSDT and QHyer), so they are compared on the same data.
+# No public source fixes this for goal-conditioned DTs (LSDT conditions on D4RL's recorded `infos/goal`), so it is an
+# assumption: future states (half geometric with OGBench's discount, i.e. mostly within ~100 steps, 30 % uniform over
+# the rest of the episode for long horizons) give windows whose return-to-go is 1, and 20 % random dataset states give
+# windows whose return-to-go is (almost always) 0. Without those failures every training RTG would be 1 and
+# RTG conditioning would carry no information. Current-state goals are left out: they make the reward degenerate.
+SEQUENCE_GOALS = GoalSampling(p_current=0.0, p_future_geometric=0.5, p_future_uniform=0.3, p_random=0.2,
+                              discount=0.99)
+
+
+@dataclass
+class SequenceConfig(MethodConfig):
+    """Fields of every sequence baseline; defaults are DT's (kzl/decision-transformer gym/experiment.py, the same in
+    CORL algorithms/offline/dt.py `TrainConfig`). QT and LSDT override what differs."""
+
+    batch_size: int = 64          # DT/CORL: batch_size 64
+    context_len: int = 20         # DT/CORL: K = seq_len = 20
+    embed_dim: int = 128          # DT/CORL: embed_dim 128
+    n_layers: int = 3             # DT/CORL: n_layer 3
+    n_heads: int = 1              # DT/CORL: n_head 1
+    dropout: float = 0.1          # DT/CORL: dropout 0.1 (embedding, attention and residual)
+    lr: float = 1e-4              # DT/CORL: AdamW lr 1e-4
+    weight_decay: float = 1e-4    # DT/CORL: weight_decay 1e-4
+    warmup_steps: int = 10_000    # DT/CORL: linear warmup over 10k updates
+    grad_clip: float = 0.25       # DT/CORL: clip_grad_norm 0.25
+
+
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int,
+                           total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then cosine decay to 0 at `total_steps` and 0 after it (LSDT scripts/train.py
+    `create_combined_lambda`; with no warmup this is QT's `CosineAnnealingLR(eta_min=0)`)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def gpt_init(module: nn.Module) -> None:
+    """GPT-2 initialisation as CORL dt.py `_init_weights`: N(0, 0.02) Linear/Embedding weights, zero biases."""
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+
+
+class RTGTransformer(nn.Module):
+    """(R_t, [s_t; g], a_t) token model: embeddings + timestep embedding → LayerNorm → dropout → blocks → norm.
+
+    `blocks` are any modules called as block(x, mask) with the boolean (B|1, 1, L, L) mask of `attention_mask`.
+    forward returns the hidden states (B, K, 3, D): [:, :, 0] the return token, [:, :, 1] the state token (which
+    predicts a_t, as in DT) and [:, :, 2] the action token.
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, embed_dim: int, max_timestep: int, blocks: list[nn.Module],
+                 embed_dropout: float, final_norm: bool):
+        super().__init__()
+        self.embed_return = nn.Linear(1, embed_dim)
+        self.embed_state = nn.Linear(state_dim, embed_dim)
+        self.embed_action = nn.Linear(action_dim, embed_dim)
+        self.embed_timestep = nn.Embedding(max_timestep, embed_dim)
+        self.embed_ln = nn.LayerNorm(embed_dim)
+        self.embed_drop = nn.Dropout(embed_dropout)
+        self.blocks = nn.ModuleList(blocks)
+        self.final_ln = nn.LayerNorm(embed_dim) if final_norm else nn.Identity()
+        self.action_head = nn.Sequential(nn.Linear(embed_dim, action_dim), nn.Tanh())  # DT: Linear + Tanh
+
+    def forward(self, rtg: torch.Tensor, states: torch.Tensor, actions: torch.Tensor, timesteps: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        # rtg (B, K), states (B, K, S), actions (B, K, A), timesteps (B, K), mask (B, K) bool
+        b, k = rtg.shape
+        # Evaluation may outlast every training episode: clamp as QT's `max_ep_len - 1` cutoff.
+        time = self.embed_timestep(timesteps.clamp(0, self.embed_timestep.num_embeddings - 1))
+        x = interleave(self.embed_return(rtg[..., None]) + time, self.embed_state(states) + time,
+                       self.embed_action(actions) + time)
+        x = self.embed_drop(self.embed_ln(x))
+        mask_3k = attention_mask(token_mask(mask, 3), x.shape[1], x.device)
+        for block in self.blocks:
+            x = block(x, mask_3k)
+        return self.final_ln(x).view(b, k, 3, -1)
+
+
+def gpt_model(cfg: SequenceConfig, state_dim: int, info: DataInfo) -> RTGTransformer:
+    """DT's model (also QT's actor): embedding dropout, pre-LN GPT blocks, output LayerNorm, GPT-2 init."""
+    blocks = [TransformerBlock(cfg.embed_dim, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)]
+    model = RTGTransformer(state_dim, info.action_dim, cfg.embed_dim, info.max_episode_length, blocks,
+                           embed_dropout=cfg.dropout, final_norm=True)
+    model.apply(gpt_init)
+    return model
+
+
+class SequenceAgent(Agent):
+    """Return-conditioned behaviour cloning (DT, LSDT): action MSE on the real steps of each window, one
+    clipped AdamW step per update. Subclasses build `self.model`, call `init_optimizer` and give their config a
+    `target_return`; QT overrides `update` and `act`."""
+
+    sampler_kind = "window"
+    model: RTGTransformer
+
+    def __init__(self, cfg: SequenceConfig, info: DataInfo):
+        super().__init__(cfg, info)
+        self.state_dim = info.obs_dim + info.goal_dim  # [s; g] token input
+
+    def make_sampler(self, dataset: EpisodeDataset, seed: int) -> WindowSampler:
+        return WindowSampler(dataset, self.cfg.context_len, goals=SEQUENCE_GOALS, goal_rep=self.cfg.goal_rep, seed=seed)
+
+    def init_optimizer(self, schedule: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]) -> None:
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.optimizers, self.schedulers = {"model": opt}, {"model": schedule(opt)}
+
+    # --- model calls ---------------------------------------------------------------------------------
+    def states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Standardised [s_t; g] for every step, (B, K, O + G)."""
+        obs = self.normalize_obs(batch["observations"].float())
+        goal = self.normalize_goal(batch["goals"].float())[:, None].expand(-1, obs.shape[1], -1)
+        return torch.cat([obs, goal], dim=-1)
+
+    def hidden(self, model: RTGTransformer, batch: dict[str, torch.Tensor], rtg: torch.Tensor) -> torch.Tensor:
+        """Token hidden states (B, K, 3, D) of `model` (the online actor or an EMA copy) on a window."""
+        return model(rtg.float(), self.states(batch), batch["actions"].float(), batch["timesteps"], batch["mask"])
+
+    def predict_actions(self, model: RTGTransformer, batch: dict[str, torch.Tensor], rtg: torch.Tensor) -> torch.Tensor:
+        """a_t predicted at every state token, (B, K, A)."""
+        return model.action_head(self.hidden(model, batch, rtg)[:, :, 1])
+
+    # --- training ------------------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pred = self.predict_actions(self.model, batch, batch["returns_to_go"])
+        return {"loss": masked_mean((pred - batch["actions"]).pow(2).mean(-1), batch["mask"])}
+
+    def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        metrics = self.losses(batch)
+        opt = self.optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        metrics["loss"].backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        opt.step()
+        self.schedulers["model"].step()
+        return _floats(metrics)
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return _floats(self.losses(batch))
+
+    # --- acting --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, window: dict[str, torch.Tensor], spent: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Actions (B, A) for the last step of each window. DT evaluation: condition on the target return minus the
+        reward received so far (`spent`, (B, K)); floored at 0 because training returns-to-go are 0/1, so a negative
+        one (possible when a D4RL Maze2d episode keeps rewarding steps inside the goal radius) was never seen."""
+        rtg = (self.cfg.target_return - spent).clamp_min(0.0)
+        return self.predict_actions(self.model, window, rtg)[:, -1]
+
+    def policy(self) -> RTGPolicy:
+        return RTGPolicy(self)
+
+
+class RTGPolicy:
+    """`qhyer.eval.Policy` for the sequence baselines: rebuilds each episode's window from its history."""
+
+    def __init__(self, agent: SequenceAgent):
+        self.agent = agent
+        self.goal_rep = agent.cfg.goal_rep
+        self.generator = torch.Generator(agent.device)
+
+    def reset(self, batch_size: int) -> None:
+        # QT samples among candidate returns; a fixed seed per batch of episodes keeps evaluation reproducible.
+        self.generator.manual_seed(0)
+
+    @torch.no_grad()
+    def act(self, step: StepInput) -> np.ndarray:
+        device = self.agent.device
+        window = window_from_history(step, self.agent.cfg.context_len, device)
+        spent = torch.as_tensor(reward_so_far(step.history_rewards, self.agent.cfg.context_len), device=device)
+        return self.agent.act(window, spent, self.generator).clamp(-1.0, 1.0).float().cpu().numpy()
+
+
+def reward_so_far(history_rewards: np.ndarray, context_len: int) -> np.ndarray:
+    """(B, t) rewards received → (B, K) reward received before each step of the left-padded window
+    (`window_from_history` layout), so R_i = target − reward_so_far_i as DT decrements its return each step."""
+    b, t = history_rewards.shape
+    cumulative = np.concatenate([np.zeros((b, 1)), np.cumsum(history_rewards, axis=1)], axis=1)[:, -context_len:]
+    return np.pad(cumulative, ((0, 0), (context_len - cumulative.shape[1], 0))).astype(np.float32)
