@@ -1,0 +1,206 @@
+"""Shared pieces of the Markov goal-conditioned MLP baselines (GCIQL, HIQL, GCBC).
+
+Networks follow OGBench's JAX reference (seohongpark/ogbench, `impls/utils/networks.py`): GELU MLPs (flax's
+default tanh approximation), LayerNorm after every hidden activation in value networks only, Xavier-uniform
+kernels (flax `variance_scaling(1, 'fan_avg', 'uniform')`) with zero biases, and Gaussian actors with a constant
+unit standard deviation whose mean head starts at scale 1e-2 (`GCActor(const_std=True)`, no tanh squashing).
+Inputs are the raw observations and goals: OGBench's `impls` standardise nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from qhyer.agent import Agent, MethodConfig
+from qhyer.data.episodes import EpisodeDataset
+from qhyer.data.samplers import ACTOR_GOALS, VALUE_GOALS, TransitionSampler
+from qhyer.eval.policy import StepInput
+from qhyer.models.layers import GaussianActionHead, mlp
+
+
+@dataclass
+class MarkovConfig(MethodConfig):
+    """Fields of every OGBench MLP agent (`impls/agents/{gcbc,gciql,hiql}.py`, `get_config`)."""
+
+    batch_size: int = 1024                                # get_config: batch_size
+    lr: float = 3e-4                                      # get_config: lr (Adam)
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # get_config: actor_hidden_dims
+    discount: float = 0.99                                # get_config: discount (also the geometric goal offset)
+
+
+@dataclass
+class ValueConfig(MarkovConfig):
+    """Fields shared by the value-based agents (GCIQL, HIQL)."""
+
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # get_config: value_hidden_dims
+    layer_norm: bool = True                               # get_config: layer_norm (value nets only)
+    tau: float = 0.005                                    # get_config: tau (target Polyak rate)
+
+
+class TanhGELU(nn.GELU):
+    """flax's `nn.gelu` defaults to the tanh approximation."""
+
+    def __init__(self) -> None:
+        super().__init__(approximate="tanh")
+
+
+def ogbench_mlp(in_dim: int, hidden: Iterable[int], out_dim: int, layer_norm: bool = False,
+                final_scale: float = 1.0) -> nn.Sequential:
+    """OGBench `MLP` with its initialisation; `final_scale` is the variance scale of the output layer
+    (`variance_scaling(s, 'fan_avg', 'uniform')` is Xavier-uniform with gain √s)."""
+    net = mlp(in_dim, tuple(hidden), out_dim, layer_norm=layer_norm, activation=TanhGELU)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    for layer in linears:
+        nn.init.xavier_uniform_(layer.weight, gain=math.sqrt(final_scale) if layer is linears[-1] else 1.0)
+        nn.init.zeros_(layer.bias)
+    return net
+
+
+class ValueEnsemble(nn.Module):
+    """`n` independent value MLPs on the concatenated inputs (OGBench `GCValue`; `ensemble=True` is n = 2).
+
+    forward(*inputs): each (B, ·) → (n, B).
+    """
+
+    def __init__(self, in_dim: int, hidden: Iterable[int], n: int, layer_norm: bool):
+        super().__init__()
+        self.members = nn.ModuleList(ogbench_mlp(in_dim, hidden, 1, layer_norm) for _ in range(n))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        x = torch.cat(inputs, dim=-1)
+        return torch.stack([member(x).squeeze(-1) for member in self.members])
+
+
+class GCActor(nn.Module):
+    """Gaussian policy N(mean, I) (OGBench `GCActor(const_std=True)`); forward(*inputs) → mean (B, out).
+
+    The mean is also the deterministic evaluation action (OGBench evaluates with `eval_temperature=0`).
+    """
+
+    def __init__(self, in_dim: int, hidden: Iterable[int], out_dim: int):
+        super().__init__()
+        self.net = ogbench_mlp(in_dim, hidden, out_dim, final_scale=1e-2)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat(inputs, dim=-1))
+
+    @staticmethod
+    def log_prob(mean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unit-std Gaussian log-density summed over the last dim, (B, D) → (B,)."""
+        return GaussianActionHead.log_prob(mean, torch.zeros_like(mean), target)
+
+
+def expectile_loss(adv: torch.Tensor, diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """Asymmetric L2: weight τ where adv ≥ 0 and 1 − τ elsewhere (IQL; OGBench `expectile_loss`).
+
+    HIQL takes the sign from a target-network advantage but the residual from the online network, so the two
+    arguments are separate."""
+    weight = torch.where(adv >= 0, expectile, 1.0 - expectile)
+    return weight * diff.pow(2)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A target network: same initial weights, never touched by the optimiser."""
+    return copy.deepcopy(module).requires_grad_(False)
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target ← τ·online + (1 − τ)·target."""
+    for t, o in zip(target.parameters(), online.parameters(), strict=True):
+        t.lerp_(o, tau)
+
+
+def frozen_call(module: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+    """`module(*inputs)` with its weights treated as constants: gradients reach the inputs only
+    (OGBench calls such networks without `grad_params`)."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return functional_call(module, params, inputs)
+
+
+class MarkovAgent(Agent):
+    """One Adam over all online weights and one joint step on the sum of the losses, as OGBench's single
+    `TrainState`. Subclasses define `losses` (the key 'loss' is minimised), their target pairs, and `act`
+    unless they act through one flat actor `self.actor`."""
+
+    sampler_kind = "transition"
+
+    def init_optimizer(self) -> None:
+        """Call at the end of a subclass `__init__`, once every module exists."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        self.optimizers = {"adam": torch.optim.Adam(params, lr=self.cfg.lr)}
+
+    # --- method-specific ---------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def act(self, observations: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        """Deterministic actions (B, A), unclipped; by default the mean of the flat actor `self.actor`."""
+        return self.actor(observations, goals)
+
+    def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(target, online) networks to Polyak-average at every update."""
+        return []
+
+    def subgoal_steps(self) -> int | None:
+        return None
+
+    # --- contract ----------------------------------------------------------------------------------
+    def make_sampler(self, dataset: EpisodeDataset, seed: int) -> TransitionSampler:
+        # OGBench `GCDataset.sample_goals`: value goals 0.2 current / 0.5 geometric future / 0.3 random,
+        # actor goals uniform over the rest of the trajectory; reward 0 at the goal else −1.
+        return TransitionSampler(dataset, value_goals=dataclasses.replace(VALUE_GOALS, discount=self.cfg.discount),
+                                 actor_goals=ACTOR_GOALS, goal_rep=self.cfg.goal_rep, seed=seed,
+                                 subgoal_steps=self.subgoal_steps())
+
+    def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        metrics = self.losses(batch)
+        opt = self.optimizers["adam"]
+        opt.zero_grad(set_to_none=True)
+        metrics["loss"].backward()
+        # OGBench averages the weights from before this step into the target (`target_update` reads
+        # `self.network.params`, the pre-update copy), so the average happens before `opt.step()`.
+        for target, online in self.target_pairs():
+            polyak_update(target, online, self.cfg.tau)
+        opt.step()
+        return _floats(metrics)
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return _floats(self.losses(batch))
+
+    def policy(self) -> MarkovPolicy:
+        return MarkovPolicy(self)
+
+
+def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One device→host copy for all scalar metrics."""
+    values = torch.stack([v.detach().float() for v in metrics.values()]).tolist()
+    return dict(zip(metrics, values, strict=True))
+
+
+class MarkovPolicy:
+    """`qhyer.eval.Policy` for agents that see only (s_t, g): one batched forward pass per step."""
+
+    def __init__(self, agent: MarkovAgent):
+        self.agent = agent
+        self.goal_rep = agent.cfg.goal_rep
+
+    def reset(self, batch_size: int) -> None:
+        """No recurrent state."""
+
+    @torch.no_grad()
+    def act(self, step: StepInput) -> np.ndarray:
+        device = self.agent.device
+        obs = torch.as_tensor(step.observations, dtype=torch.float32, device=device)    # (B, O)
+        goals = torch.as_tensor(step.goals, dtype=torch.float32, device=device)         # (B, G)
+        return self.agent.act(obs, goals).clamp(-1.0, 1.0).cpu().numpy()               # (B, A)
