@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from qhyer.agent import Agent, DataInfo, MethodConfig, dataset_family
 from qhyer.data.registry import DatasetSpec, get_spec
 from qhyer.errors import ConfigError, DataError
+from qhyer.eval.protocol import evaluate_policy, normalized_score, summarize, write_results
 from qhyer.io import atomic_path, provenance, write_json_atomic, write_text_atomic
 from qhyer.methods import method_classes
 
@@ -271,15 +272,20 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Agent
     return cfg, agent
 
 
-def evaluate_agent(agent: Agent, cfg: RunConfig, run_dir: Path) -> dict[str, float]:
-    """Run the shared evaluation protocol and write `eval_episodes.csv`; returns the headline numbers."""
-    from qhyer.eval.protocol import evaluate_policy
+def evaluate_agent(agent: Agent, cfg: RunConfig, run_dir: Path, study: str = "main", variant: str = "default",
+                   max_steps: int | None = None) -> dict[str, float]:
+    """Run the shared evaluation protocol and write `eval_episodes.csv` (+ `_summary.csv`); returns headlines.
 
+    `study`/`variant` tag the rows for the aggregate tables; `max_steps` caps episodes (smoke runs only).
+    """
+    spec = get_spec(cfg.dataset)
     agent.eval()
-    episodes = evaluate_policy(agent.policy(), get_spec(cfg.dataset), episodes_per_task=cfg.eval.episodes_per_task,
-                               seed=cfg.seed, num_envs=cfg.eval.num_envs, method=cfg.method.name,
-                               budget=cfg.budget(), progress=cfg.train.progress)
-    with atomic_path(run_dir / "eval_episodes.csv") as tmp:
-        episodes.assign(profile=cfg.profile).to_csv(tmp, index=False)
-    return {"success": float(episodes["success"].mean()), "return": float(episodes["return"].mean()),
-            "episodes": len(episodes)}
+    episodes = evaluate_policy(agent.policy(), spec, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed,
+                               num_envs=cfg.eval.num_envs, method=cfg.method.name, budget=cfg.budget(),
+                               progress=cfg.train.progress, max_steps=max_steps)
+    episodes = episodes.assign(profile=cfg.profile, study=study, variant=variant)
+    if spec.family != "ogbench":
+        episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
+    write_results(episodes, spec, run_dir / "eval_episodes.csv")
+    overall = summarize(episodes, spec).query("task == 'all'").iloc[0]
+    return {"success": float(overall["success"]), "score": float(overall["score"]), "episodes": len(episodes)}
