@@ -125,9 +125,8 @@ def test_hiql_subgoals_are_capped_at_episode_ends():
     assert k == 10  # manipulation datasets (OGBench impls/hyperparameters.sh)
     batch = agent.make_sampler(ds, seed=0).sample(512)
     rows = batch["observations"][:, 0].long().numpy()
-    # The shared sampler caps trajectory goals at the episode's last row (OGBench's `final_state_idxs` is one
-    # row earlier, the last state that has an action).
-    last = ds.row_last[rows]
+    # Like OGBench's compact dataset (`final_state_idxs`), trajectory goals stop at the last row with an action.
+    last = ds.row_last[rows] - 1
     low, high_goal = batch["low_goals"][:, 0].long().numpy(), batch["high_goals"][:, 0].long().numpy()
     np.testing.assert_array_equal(low, np.minimum(rows + k, last))
     assert np.any(rows + k > last)  # the batch really reaches episode ends

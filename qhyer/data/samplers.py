@@ -1,6 +1,6 @@
 """Training batches shared by every method: context windows for sequence models, single transitions for
-GCIQL/HIQL/GCBC. Goals are hindsight-relabelled from the data, following OGBench's `GCDataset` and
-`HGCDataset` (seohongpark/ogbench impls/utils/datasets.py).
+GCIQL/HIQL/GCBC. Goals are hindsight-relabelled from the data, following OGBench's `GCDataset.sample_goals`
+and `HGCDataset.sample` (seohongpark/ogbench impls/utils/datasets.py).
 
 Each sampler draws from one `np.random.Generator`; `state_dict()` holds its state and the number of batches
 drawn, so a resumed run continues with exactly the batches it would have seen.
@@ -17,10 +17,17 @@ import torch
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.errors import ConfigError
 
+# Relabelling modes, in the order of `GoalSampling.probabilities`.
+CURRENT, FUTURE_GEOMETRIC, FUTURE_UNIFORM, RANDOM = range(4)
+
 
 @dataclass(frozen=True)
 class GoalSampling:
-    """Probabilities of each relabelling mode (they sum to 1) and the discount of geometric offsets."""
+    """Probabilities of each relabelling mode (they sum to 1) and the discount of geometric offsets.
+
+    OGBench has one trajectory-goal probability plus a `geom_sample` switch; the two future modes here let a
+    config mix both. Future goals are never the current row unless it is the last one goals may come from.
+    """
 
     p_current: float = 0.0
     p_future_geometric: float = 0.0
@@ -40,13 +47,14 @@ class GoalSampling:
         return (self.p_current, self.p_future_geometric, self.p_future_uniform, self.p_random)
 
 
-# OGBench defaults (impls/agents/gciql.py get_config): value goals and actor goals.
+# OGBench defaults (impls/agents/{gciql,hiql}.py get_config): value goals p_cur/traj/random 0.2/0.5/0.3 with
+# geometric offsets; actor goals uniform over the rest of the trajectory.
 VALUE_GOALS = GoalSampling(p_current=0.2, p_future_geometric=0.5, p_future_uniform=0.0, p_random=0.3)
 ACTOR_GOALS = GoalSampling(p_current=0.0, p_future_geometric=0.0, p_future_uniform=1.0, p_random=0.0)
 
 
 def goal_of(dataset: EpisodeDataset, rows: np.ndarray, goal_rep: str) -> np.ndarray:
-    """Goals at `rows`: the whole observation ('full', OGBench's default) or its task part ('task')."""
+    """Goals at `rows` (...,): the whole observation ('full', OGBench's default) or its task part ('task')."""
     if goal_rep == "full":
         return dataset.observations[rows]
     if goal_rep == "task":
@@ -54,25 +62,38 @@ def goal_of(dataset: EpisodeDataset, rows: np.ndarray, goal_rep: str) -> np.ndar
     raise ConfigError(f"goal_rep must be 'full' or 'task' (got '{goal_rep}')")
 
 
+def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
+
+
 class _Sampler:
-    def __init__(self, dataset: EpisodeDataset, goal_rep: str, seed: int):
-        goal_of(dataset, np.zeros(1, np.int64), goal_rep)  # validates goal_rep early
+    """RNG, resumable state and goal relabelling over a goal range per row and a pool of random goals."""
+
+    def __init__(self, dataset: EpisodeDataset, goal_rep: str, seed: int, final: np.ndarray,
+                 random_pool: np.ndarray | None):
+        goal_of(dataset, np.zeros(1, np.int64), goal_rep)  # rejects an unknown goal_rep before training starts
         self.dataset, self.goal_rep = dataset, goal_rep
+        self.final = final              # (N,) last row a future goal of each row may be
+        self.random_pool = random_pool  # rows random goals are drawn from; None = every row
         self.rng = np.random.default_rng(seed)
         self.batches_drawn = 0
 
-    def relabel(self, rows: np.ndarray, mode: GoalSampling) -> np.ndarray:
-        """Goal rows for current rows `rows` (B,): current / future-geometric / future-uniform / random."""
-        ds, rng, n = self.dataset, self.rng, len(rows)
-        last = ds.row_last[rows]
-        choice = rng.choice(4, size=n, p=mode.probabilities)
-        # Geometric offset ≥ 1, clipped at the episode's last row (GCDataset.sample_goals).
-        geometric = np.minimum(rows + rng.geometric(1.0 - mode.discount, size=n), last)
-        # Uniform over the rest of the episode from the next row on (GCDataset, geom_sample=False).
-        first = np.minimum(rows + 1, last)
-        uniform = first + np.floor(rng.random(n) * (last - first + 1)).astype(np.int64)
-        random = rng.integers(0, len(ds), size=n)
-        return np.select([choice == 0, choice == 1, choice == 2], [rows, geometric, uniform], random)
+    def relabel(self, rows: np.ndarray, mode: GoalSampling) -> tuple[np.ndarray, np.ndarray]:
+        """Goal rows (B,) for current rows `rows` (B,), and the mode (B,) each one was drawn with."""
+        rng, n = self.rng, len(rows)
+        final = self.final[rows]
+        modes = rng.choice(4, size=n, p=mode.probabilities)
+        # GCDataset.sample_goals, geom_sample=True: offset ~ Geometric(1 − discount) ≥ 1, clipped at `final`.
+        geometric = np.minimum(rows + rng.geometric(1.0 - mode.discount, size=n), final)
+        # geom_sample=False: round(first·d + final·(1 − d)), d ~ U[0, 1), first = min(row + 1, final). Uniform over
+        # first..final except that rounding gives both ends half the weight of the rows between them.
+        d = rng.random(n)
+        uniform = np.round(np.minimum(rows + 1, final) * d + final * (1.0 - d)).astype(np.int64)
+        if self.random_pool is None:
+            random = rng.integers(0, len(self.dataset), size=n)
+        else:
+            random = self.random_pool[rng.integers(0, len(self.random_pool), size=n)]
+        return np.choose(modes, (rows, geometric, uniform, random)), modes
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state, "batches_drawn": self.batches_drawn}
@@ -82,75 +103,88 @@ class _Sampler:
         self.batches_drawn = state["batches_drawn"]
 
 
-def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
-
-
 class WindowSampler(_Sampler):
-    """Windows of `context_len` steps ending at a uniformly drawn current row t, one goal per window.
+    """Windows of `context_len` (K) consecutive steps ending at a uniformly drawn row t, one goal per window.
 
-    History before the episode start is left padding (mask False, zeros). The goal is relabelled relative
-    to t. Sparse goal reward: r_k = 1 iff row k+1 is the goal row (the successor state reaches the goal and
-    the episode would terminate there); returns_to_go_k = Σ_{j≥k} r_j ∈ {0, 1} = 1 iff the goal row lies
-    after k in the same episode. A goal equal to the current row t is already reached: RTG 0 at t.
+    Every row can end a window and every row can be a goal (an episode's last row has a stored action and
+    state, though no successor). History before the episode start is left padding: mask False, zeros,
+    timestep 0. The goal row g is relabelled relative to t with `goals` (future goals lie in (t, last row of
+    the episode], t itself only when t is that last row).
+
+    Rewards and returns-to-go are index-based, as OGBench's relabelled rewards are (exact and cheap), with g
+    counted as reached only within t's episode:
+    - r_k = 1 iff row k + 1 is g: the successor of step k is the goal state, where the episode would end;
+    - returns_to_go_k = Σ_{j ≥ k} r_j, undiscounted and in {0, 1}: 1 iff g lies after k in the episode.
+    So when g = t (current-state goals) the goal is already reached at t: RTG_t = 0, and the step before t,
+    if in the window, has r = 1 and RTG 1. Goals before the window or in other episodes give zeros.
+    dones_k = r_k = 1 or k is the episode's last row (next_observations repeats the observation there).
     """
 
     def __init__(self, dataset: EpisodeDataset, context_len: int, goals: GoalSampling, goal_rep: str, seed: int):
-        super().__init__(dataset, goal_rep, seed)
+        super().__init__(dataset, goal_rep, seed, final=dataset.row_last, random_pool=None)
         if context_len < 1:
             raise ConfigError(f"context_len must be at least 1 (got {context_len})")
         self.context_len, self.goals = context_len, goals
+        self.offsets = np.arange(1 - context_len, 1)   # (K,) window rows relative to t
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        ds, k = self.dataset, self.context_len
-        current = self.rng.integers(0, len(ds), size=batch_size)                # (B,)
-        goal_rows = self.relabel(current, self.goals)                           # (B,)
-        rows = current[:, None] + np.arange(1 - k, 1)[None, :]                  # (B, K)
-        start, last = ds.row_start[current][:, None], ds.row_last[current][:, None]
-        mask = rows >= start                                                    # (B, K)
-        rows = np.maximum(rows, start)
-        same_episode = (goal_rows[:, None] >= start) & (goal_rows[:, None] <= last)
-        rewards = (same_episode & (rows + 1 == goal_rows[:, None]) & mask).astype(np.float32)
-        rtg = (same_episode & (goal_rows[:, None] > rows) & mask).astype(np.float32)
-        zero = ~mask
-        obs = ds.observations[rows]
-        next_obs = ds.observations[np.minimum(rows + 1, last)]
-        actions = ds.actions[rows]
+        ds = self.dataset
+        current = self.rng.integers(0, len(ds), size=batch_size)                 # (B,) t
+        goal_rows, _ = self.relabel(current, self.goals)                         # (B,)
+        start, last = ds.row_start[current][:, None], ds.row_last[current][:, None]  # (B, 1)
+        rows = current[:, None] + self.offsets                                   # (B, K)
+        mask = rows >= start                                                     # (B, K) True = real step
+        rows = np.maximum(rows, start)       # padding reads the first row, zeroed below
+        goal = goal_rows[:, None]                                                # (B, 1)
+        goal_in_episode = (goal >= start) & (goal <= last)
+        rewards = mask & goal_in_episode & (rows + 1 == goal)                    # (B, K)
+        obs = ds.observations[rows]                                              # (B, K, obs)
+        next_obs = ds.observations[np.minimum(rows + 1, last)]                   # (B, K, obs)
+        actions = ds.actions[rows]                                               # (B, K, act)
         for array in (obs, next_obs, actions):
-            array[zero] = 0.0
+            array[~mask] = 0.0
         self.batches_drawn += 1
         return _tensors({
             "observations": obs, "actions": actions, "next_observations": next_obs,
-            "goals": goal_of(ds, goal_rows, self.goal_rep), "goal_rows": goal_rows.astype(np.int64),
-            "timesteps": np.where(mask, rows - start, 0).astype(np.int64), "mask": mask,
-            "rewards": rewards, "returns_to_go": rtg,
-            "dones": ((rows == last) | (rewards > 0)) & mask,
+            "goals": goal_of(ds, goal_rows, self.goal_rep), "goal_rows": goal_rows,
+            "timesteps": np.where(mask, rows - start, 0), "mask": mask,
+            "rewards": rewards.astype(np.float32),
+            "returns_to_go": (mask & goal_in_episode & (rows < goal)).astype(np.float32),
+            "dones": mask & (rewards | (rows == last)),
         })
 
 
 class TransitionSampler(_Sampler):
-    """Single transitions (s, a, s') with value goals and actor goals, OGBench `GCDataset` semantics.
+    """Single transitions (s, a, s') with value and actor goals: OGBench's `GCDataset.sample`, with
+    `HGCDataset.sample`'s subgoals when `subgoal_steps` is set (impls/utils/datasets.py).
 
-    rewards = 0 when the value goal is the current row, else −1; masks = 1 − success (gc_negative). With
-    `subgoal_steps` (HIQL, `HGCDataset`): low_goals = the row `subgoal_steps` ahead (clipped at the
-    episode end); high_goals = actor goals; high_targets = the row `subgoal_steps` ahead, capped at the
-    high goal (at the episode end for random high goals).
+    OGBench's agents load the compact dataset (impls/utils/env_utils.py, `compact_dataset=True`), whose
+    terminals mark each episode's last two rows and whose `valids` exclude the last one. So transition sources,
+    random goals and the clip of future goals (`final_state_idxs`) are all rows with a successor: an episode's
+    last observation is never a goal. Keys (B = batch):
+    - observations, actions, next_observations (B, obs/act/obs); value_goals, actor_goals (B, goal);
+    - rewards = 0 if the value goal row is the current row else −1, masks = 1 − success (`gc_negative`);
+    - with subgoal_steps k: low_goals = row min(t + k, final); high_goals = actor_goals; high_targets = row
+      min(t + k, high goal row) for trajectory goals, min(t + k, final) for random ones. HGCDataset draws
+      high goals as trajectory-or-random and ignores `actor_p_curgoal`; a current-row actor goal here is a
+      trajectory goal at offset 0 (target t), which is the same thing when p_current = 0 as in OGBench.
     """
 
     def __init__(self, dataset: EpisodeDataset, value_goals: GoalSampling, actor_goals: GoalSampling,
                  goal_rep: str, seed: int, subgoal_steps: int | None = None):
-        super().__init__(dataset, goal_rep, seed)
         if len(dataset.transition_rows) == 0:
             raise ConfigError(f"{dataset.name} has no transitions (every episode has a single row)")
         if subgoal_steps is not None and subgoal_steps < 1:
             raise ConfigError(f"subgoal_steps must be at least 1 (got {subgoal_steps})")
+        # Last rows get row_last − 1 too; they are never transition sources, so it is never read for them.
+        super().__init__(dataset, goal_rep, seed, final=dataset.row_last - 1, random_pool=dataset.transition_rows)
         self.value_goals, self.actor_goals, self.subgoal_steps = value_goals, actor_goals, subgoal_steps
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         ds = self.dataset
-        rows = ds.transition_rows[self.rng.integers(0, len(ds.transition_rows), size=batch_size)]
-        value_rows = self.relabel(rows, self.value_goals)
-        actor_rows = self.relabel(rows, self.actor_goals)
+        rows = ds.transition_rows[self.rng.integers(0, len(ds.transition_rows), size=batch_size)]  # (B,)
+        value_rows, _ = self.relabel(rows, self.value_goals)
+        actor_rows, actor_modes = self.relabel(rows, self.actor_goals)
         success = (rows == value_rows).astype(np.float32)
         batch = {
             "observations": ds.observations[rows], "actions": ds.actions[rows],
@@ -160,10 +194,8 @@ class TransitionSampler(_Sampler):
             "rewards": success - 1.0, "masks": 1.0 - success,
         }
         if self.subgoal_steps is not None:
-            last = ds.row_last[rows]
-            ahead = np.minimum(rows + self.subgoal_steps, last)
-            in_episode = (actor_rows >= ds.row_start[rows]) & (actor_rows <= last)
-            targets = np.where(in_episode, np.minimum(ahead, np.maximum(actor_rows, rows)), ahead)
+            ahead = np.minimum(rows + self.subgoal_steps, self.final[rows])
+            targets = np.where(actor_modes == RANDOM, ahead, np.minimum(rows + self.subgoal_steps, actor_rows))
             batch.update(low_goals=goal_of(ds, ahead, self.goal_rep), high_goals=batch["actor_goals"],
                          high_targets=goal_of(ds, targets, self.goal_rep))
         self.batches_drawn += 1
