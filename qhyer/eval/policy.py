@@ -3,7 +3,8 @@
 Evaluation steps B episodes in lockstep and makes one `act` call per step for all of them. Each call
 sees every episode's history so far, so sequence models can rebuild their context window; models with a
 recurrent state may instead keep it themselves between calls (reset by `reset`). Episodes that already
-ended stay in the batch with `active == False`; their actions are ignored.
+ended stay in the batch with `active == False`; their actions are ignored. The arrays are the evaluator's
+buffers: read them, do not modify them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class StepInput:
     history_actions: np.ndarray       # (B, t, act_dim) actions taken so far
     history_rewards: np.ndarray       # (B, t) rewards received so far
     active: np.ndarray                # (B,) bool, False once an episode has ended
+    # (B,) per-episode seed, fixed by (eval seed, task, episode) alone, for the stochastic sanity policies
+    # (qhyer/eval/sanity.py) so their episodes do not depend on batching; learned policies act deterministically.
+    episode_seeds: np.ndarray | None = None
 
 
 @runtime_checkable
