@@ -20,7 +20,7 @@ def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def planned_jobs(*args: str) -> Counter:
     """Jobs per rule of a dry run (`snakemake -n` prints a 'job  count' table)."""
-    result = snakemake("-n", "--quiet", "rules", *args)
+    result = snakemake("-n", *args, "--quiet", "rules")
     assert result.returncode == 0, result.stderr + result.stdout
     counts = Counter()
     for line in (result.stdout + result.stderr).splitlines():

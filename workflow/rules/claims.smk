@@ -10,7 +10,7 @@ rule claims:
         csv=report("results/claims_check.csv", category="Claims"),
         md="results/claims_check.md",
     log:
-        LOGS + "/claims/claims.log",
+        f"{LOGS}/claims/claims.log",
     conda:
         "../../environment.yml"
     shell:

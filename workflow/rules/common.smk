@@ -1,4 +1,6 @@
 # Config loading and validation, and the run lists every other rule file uses.
+import os
+
 import yaml
 from pathlib import Path
 
@@ -19,7 +21,7 @@ PROFILE = config["profile"]
 DATA = f"{config['data_root']}/{PROFILE}"
 RUNS = f"{config['runs_root']}/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
-RUN = RUNS + "/{study}/{variant}/{method}/{dataset}/seed{seed}"
+RUN = f"{RUNS}/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}"
 OGBENCH_SUFFIXES = ("-play-v0", "-noisy-v0")
 
 wildcard_constraints:
@@ -75,3 +77,31 @@ def variant_overrides(study, variant):
 
 def eval_files(runs):
     return [f"{run}/eval_episodes.csv" for run in runs]
+
+
+def _size_flags(dataset):
+    data = config["data"]
+    if is_ogbench(dataset):
+        flags = f"--episode-length {data['ogbench_episode_length']}"
+        return flags + (f" --episodes {data['ogbench_episodes']}" if data["ogbench_episodes"] else "")
+    return f"--steps {data['maze2d_steps']}" if data["maze2d_steps"] else ""
+
+
+def dataset_files(wc):
+    """Inputs of a training run: the generated files (AntMaze files are the user's, found by the reader)."""
+    if is_ogbench(wc.dataset):
+        return [f"{DATA}/{wc.dataset}.npz", f"{DATA}/{wc.dataset}-val.npz"]
+    if wc.dataset.startswith("maze2d"):
+        return [f"{DATA}/{wc.dataset}.hdf5"]
+    return []
+
+
+def train_overrides(wc):
+    overrides = variant_overrides(wc.study, wc.variant)
+    per_method = config["train"]["method_overrides"].get(wc.method, {})
+    overrides += [f"{key}={value}" for key, value in per_method.items() if key != "steps"]
+    return " ".join(overrides)
+
+
+def train_steps(wc):
+    return config["train"]["method_overrides"].get(wc.method, {}).get("steps", config["train"]["steps"])

@@ -1,56 +1,43 @@
 # Local regeneration of the datasets (nothing is downloaded).
 
 
-def _size_flags(dataset):
-    data = config["data"]
-    if is_ogbench(dataset):
-        flags = f"--episode-length {data['ogbench_episode_length']}"
-        return flags + (f" --episodes {data['ogbench_episodes']}" if data["ogbench_episodes"] else "")
-    return f"--steps {data['maze2d_steps']}" if data["maze2d_steps"] else ""
-
-
 rule generate_ogbench:
     output:
-        train=DATA + "/{dataset}.npz",
-        val=DATA + "/{dataset}-val.npz",
-        manifest=DATA + "/{dataset}.manifest.json",
+        train=f"{DATA}/{{dataset}}.npz",
+        val=f"{DATA}/{{dataset}}-val.npz",
+        manifest=f"{DATA}/{{dataset}}.manifest.json",
     wildcard_constraints:
         dataset=r"(cube|puzzle)-[a-z0-9]+-(play|noisy)-v0",
     params:
         size=lambda wc: _size_flags(wc.dataset),
         seed=config["data_seed"],
+        out=lambda wc, output: os.path.dirname(output.train),
     threads: config["data"]["workers"]
     log:
-        LOGS + "/data/{dataset}.log",
+        f"{LOGS}/data/{{dataset}}.log",
     conda:
         "../../environment.yml"
     shell:
-        "python -m qhyer.data generate {wildcards.dataset} --out {DATA} --seed {params.seed} --workers {threads} "
+        "python -m qhyer.data generate {wildcards.dataset} --out {params.out} --seed {params.seed} --workers {threads} "
         "{params.size} --no-progress > {log} 2>&1"
 
 
 rule generate_maze2d:
     output:
-        train=DATA + "/{dataset}.hdf5",
-        manifest=DATA + "/{dataset}.manifest.json",
+        train=f"{DATA}/{{dataset}}.hdf5",
+        manifest=f"{DATA}/{{dataset}}.manifest.json",
     wildcard_constraints:
         dataset=r"maze2d-[a-z]+-v1",
     params:
         size=lambda wc: _size_flags(wc.dataset),
         seed=config["data_seed"],
+        out=lambda wc, output: os.path.dirname(output.train),
     log:
-        LOGS + "/data/{dataset}.log",
+        f"{LOGS}/data/{{dataset}}.log",
     conda:
         "../../environment.yml"
     shell:
-        "python -m qhyer.data generate {wildcards.dataset} --out {DATA} --seed {params.seed} {params.size} "
+        "python -m qhyer.data generate {wildcards.dataset} --out {params.out} --seed {params.seed} {params.size} "
         "--no-progress > {log} 2>&1"
 
 
-def dataset_files(wc):
-    """Inputs of a training run: the generated files (AntMaze files are the user's, found by the reader)."""
-    if is_ogbench(wc.dataset):
-        return [f"{DATA}/{wc.dataset}.npz", f"{DATA}/{wc.dataset}-val.npz"]
-    if wc.dataset.startswith("maze2d"):
-        return [f"{DATA}/{wc.dataset}.hdf5"]
-    return []

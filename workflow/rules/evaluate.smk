@@ -3,9 +3,9 @@
 
 rule evaluate:
     input:
-        RUN + "/summary.json",
+        f"{RUN}/summary.json",
     output:
-        RUN + "/eval_episodes.csv",
+        f"{RUN}/eval_episodes.csv",
     params:
         episodes=config["eval"]["episodes_per_task"],
         envs=config["eval"]["num_envs"],
@@ -14,7 +14,7 @@ rule evaluate:
     resources:
         gpu=config["train"]["gpus"],
     log:
-        LOGS + "/evaluate/{study}/{variant}/{method}/{dataset}/seed{seed}.log",
+        f"{LOGS}/evaluate/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
     conda:
         "../../environment.yml"
     shell:

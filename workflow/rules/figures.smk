@@ -21,7 +21,7 @@ rule figure:
     wildcard_constraints:
         name="|".join(FIGURE_INPUTS),
     log:
-        LOGS + "/figures/{name}.log",
+        f"{LOGS}/figures/{{name}}.log",
     conda:
         "../../environment.yml"
     shell:

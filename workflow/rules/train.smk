@@ -3,22 +3,11 @@
 # checkpoints/last.pt when it is rerun.
 
 
-def train_overrides(wc):
-    overrides = variant_overrides(wc.study, wc.variant)
-    per_method = config["train"]["method_overrides"].get(wc.method, {})
-    overrides += [f"{key}={value}" for key, value in per_method.items() if key != "steps"]
-    return " ".join(overrides)
-
-
-def train_steps(wc):
-    return config["train"]["method_overrides"].get(wc.method, {}).get("steps", config["train"]["steps"])
-
-
 rule train:
     input:
         dataset_files,
     output:
-        RUN + "/summary.json",
+        f"{RUN}/summary.json",
     params:
         overrides=train_overrides,
         steps=train_steps,
@@ -28,7 +17,7 @@ rule train:
     resources:
         gpu=config["train"]["gpus"],
     log:
-        LOGS + "/train/{study}/{variant}/{method}/{dataset}/seed{seed}.log",
+        f"{LOGS}/train/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
     conda:
         "../../environment.yml"
     shell:
