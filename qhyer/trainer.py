@@ -230,9 +230,11 @@ def train(cfg: RunConfig) -> Path:
 def _validate(agent: Agent, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
     agent.eval()
     totals: dict[str, float] = {}
-    for batch in batches:
-        for key, value in agent.validation_metrics(_to(batch, device)).items():
-            totals[key] = totals.get(key, 0.0) + value / len(batches)
+    # Validation must not advance the training RNG streams, or a resumed run would diverge.
+    with torch.random.fork_rng(devices=[]):
+        for batch in batches:
+            for key, value in agent.validation_metrics(_to(batch, device)).items():
+                totals[key] = totals.get(key, 0.0) + value / len(batches)
     return totals
 
 

@@ -33,8 +33,13 @@ def write_tiny_ogbench(folder: Path, episodes: int = 3, length: int = 30, seed: 
     return folder
 
 
+TINY = {"qhyer": {"embed_dim": 16, "n_layers": 1, "critic_hidden": 32, "q_head_hidden": (32,), "flow_layers": 2,
+                  "d_state": 4}}
+
+
 def tiny_config(tmp_path: Path, method: str, steps: int, **method_overrides) -> RunConfig:
     config_cls, _ = method_classes(method)
+    method_overrides = {**TINY.get(method, {}), **method_overrides}
     return RunConfig(method=config_cls(batch_size=8, **method_overrides), dataset=DATASET, seed=3,
                      data_dir=str(write_tiny_ogbench(tmp_path / "data")), run_dir=str(tmp_path / "run"),
                      profile="test", train=LoopConfig(steps=steps, log_every=1, val_every=2, val_batches=1,
@@ -46,7 +51,7 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["agent"]["modules"]
 
 
-@pytest.mark.parametrize("method", ["gcbc", "dt"])
+@pytest.mark.parametrize("method", ["gcbc", "dt", "qhyer"])
 def test_resume_is_bit_identical(tmp_path, method):
     straight = train(tiny_config(tmp_path / "a", method, steps=6))
     partial_cfg = tiny_config(tmp_path / "b", method, steps=3)

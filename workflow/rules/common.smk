@@ -96,10 +96,15 @@ def dataset_files(wc):
     return []
 
 
+def hydra_value(value):
+    """A config value as one shell word of a Hydra override (lists without spaces)."""
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+
+
 def train_overrides(wc):
     overrides = variant_overrides(wc.study, wc.variant)
     per_method = config["train"]["method_overrides"].get(wc.method, {})
-    overrides += [f"{key}={value}" for key, value in per_method.items() if key != "steps"]
+    overrides += [f"{key}={hydra_value(value)}" for key, value in per_method.items() if key != "steps"]
     return " ".join(overrides)
 
 

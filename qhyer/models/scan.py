@@ -1,0 +1,130 @@
+"""Selective scan of Mamba-1 (Gu & Dao, arXiv 2312.00752, Algorithm 2):
+
+    h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t x_t,    y_t = C_t · h_t + D ⊙ x_t,    h_{−1} = 0,
+
+per channel d (A diagonal, (d_inner, N)); B_t, C_t are input-dependent N-vectors shared by the channels.
+
+Three entry points with one meaning:
+  * `selective_scan`: the whole sequence. On CUDA it uses mamba-ssm's fused kernel when that package imports
+    (`mamba_ssm/ops/selective_scan_interface.py`, `selective_scan_fn`); everywhere else our chunked pure-PyTorch scan
+    with a hand-written backward (`SelectiveScan`).
+  * `selective_step`: one step of the recurrence on a (B, d_inner, N) state (evaluation-time step mode).
+  * `selective_scan_reference`: `selective_step` looped over time, the plain sequential definition that the tests
+    and `benchmarks/bench_qhyer.py` compare against.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def selective_step(h: torch.Tensor, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                   C: torch.Tensor, D: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """h (b, d, N); x, delta (b, d); A (d, N); B, C (b, N); D (d) → y (b, d), new h."""
+    h = torch.exp(delta[..., None] * A) * h + (delta * x)[..., None] * B[:, None, :]
+    return (h @ C[..., None]).squeeze(-1) + D * x, h
+
+
+def selective_scan_reference(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                             C: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """Sequential definition: x, delta (b, L, d); B, C (b, L, N) → y (b, L, d). One Python step per time step."""
+    h = x.new_zeros(x.shape[0], x.shape[2], A.shape[1])
+    ys = []
+    for x_t, delta_t, B_t, C_t in zip(x.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1), strict=True):
+        y_t, h = selective_step(h, x_t, delta_t, A, B_t, C_t, D)
+        ys.append(y_t)
+    return torch.stack(ys, 1)
+
+
+def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                   D: torch.Tensor) -> torch.Tensor:
+    """x, delta (b, L, d), delta > 0 (softplus already applied); A (d, N) < 0; B, C (b, L, N); D (d) → y (b, L, d)."""
+    fused = _cuda_selective_scan() if x.is_cuda else None
+    if fused is not None:  # kernel layout: (b, d, L) and (b, N, L)
+        return fused(x.mT.contiguous(), delta.mT.contiguous(), A.contiguous(), B.mT.contiguous(),
+                     C.mT.contiguous(), D.float()).mT
+    return SelectiveScan.apply(x, delta, A, B, C, D)
+
+
+@functools.cache
+def _cuda_selective_scan():
+    """mamba-ssm's fused CUDA scan, or None when mamba-ssm (or its compiled extension) is not installed. Released
+    mamba-ssm imports its CUDA extension at import time, so any import failure means "not available"."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # ImportError, or OSError/RuntimeError from a broken compiled extension
+        return None
+    return selective_scan_fn
+
+
+def _chunked_scan_(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> None:
+    """In place along dim 0: b[t] ← a[t] · b[t−1] + b[t] with b[−1] = 0, or, with `reverse`, b[t] ← a[t] · b[t+1] + b[t]
+    with b[L] = 0. `a` (decays in (0, 1]) is overwritten; its first entry in scan order is never read.
+
+    Two-level chunked scan with T = ⌊√L⌋ steps per chunk: (1) the recurrence runs inside all chunks at once (chunks
+    are a batch dimension) while `a` becomes the cumulative decay since each chunk's start; (2) one pass over the
+    chunks adds the carried-in state times that cumulative decay. That is ~3√L tensor ops instead of L, the same
+    O(L) work as the sequential loop, and only products of numbers in (0, 1], so no overflow for any Δ and no
+    division by vanishing cumulative products (the failure mode of the cumsum(b / cumprod(a)) shortcut).
+    """
+    length = a.shape[0]
+    T = max(1, math.isqrt(length))
+    rest = length % T                                   # steps outside whole chunks: scanned last, one by one
+    whole = slice(rest, length) if reverse else slice(0, length - rest)
+    av, bv = a[whole].unflatten(0, (-1, T)), b[whole].unflatten(0, (-1, T))   # (L // T, T, ...) views
+    back = 1 if reverse else -1                         # offset of the preceding step in scan order
+    for t in range(T - 2, -1, -1) if reverse else range(1, T):
+        bv[:, t].addcmul_(av[:, t], bv[:, t + back])
+        av[:, t].mul_(av[:, t + back])
+    last = 0 if reverse else -1                         # a chunk's final step in scan order
+    for c in range(bv.shape[0] - 2, -1, -1) if reverse else range(1, bv.shape[0]):
+        bv[c].addcmul_(av[c], bv[c + back, last])
+    for t in range(rest - 1, -1, -1) if reverse else range(length - rest, length):
+        b[t].addcmul_(a[t], b[t + back])
+
+
+class SelectiveScan(torch.autograd.Function):
+    """`selective_scan` on CPU (or CUDA without mamba-ssm). Works time-major, (L, b, d, N), so every chunk slice is
+    contiguous; the (L, b, d, N) state tensor h is the only large tensor kept for backward, the decays are recomputed.
+
+    Backward is the adjoint recurrence, run backwards in time with the same chunked scan:
+        g_t = C_t ⊗ ∂y_t + exp(Δ_{t+1} A) ⊙ g_{t+1}                   (g_t = ∂L/∂h_t)
+        ∂L/∂(Δ_t A) = g_t ⊙ exp(Δ_t A) ⊙ h_{t−1},   ∂L/∂(Δ_t x_t B_t) = g_t,
+    then the chain rule through Δ_t A and (Δ_t x_t) ⊗ B_t.
+    """
+
+    @staticmethod
+    def forward(ctx, x, delta, A, B, C, D):
+        # time-major (L, b, ·) and contiguous, so that every (L, b, d, N) tensor derived from them is too
+        x, delta, B, C = (v.transpose(0, 1).contiguous() for v in (x, delta, B, C))
+        a = (delta[..., None] * A).exp_()                                        # (L, b, d, N)
+        h = (delta * x)[..., None] * B[:, :, None, :]                            # (L, b, d, N), becomes h_t
+        _chunked_scan_(a, h)
+        ctx.save_for_backward(x, delta, A, B, C, D, h)
+        return ((h @ C[..., None]).squeeze(-1) + D * x).transpose(0, 1)          # (b, L, d)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, delta, A, B, C, D, h = ctx.saved_tensors
+        gy = grad_y.transpose(0, 1).contiguous()                                 # (L, b, d)
+        # adjoint state, scanned backwards in time; the decay applied at step t is exp(Δ_{t+1} A)
+        decay = (F.pad(delta[1:], (0, 0, 0, 0, 0, 1))[..., None] * A).exp_()   # (L, b, d, N)
+        g = gy[..., None] * C[:, :, None, :]                                      # (L, b, d, N), becomes g_t
+        _chunked_scan_(decay, g, reverse=True)
+        grad_C = (gy[:, :, None, :] @ h).squeeze(-2)                             # Σ_d ∂y_t h_t
+        grad_u = (g @ B[..., None]).squeeze(-1)                                  # u_t = Δ_t x_t
+        grad_B = ((delta * x)[:, :, None, :] @ g).squeeze(-2)
+        grad_dA = torch.mul(delta[..., None], A, out=decay).exp_()               # reuse the buffer: Ā_t
+        grad_dA[0] = 0                                                           # ∂L/∂(Δ_t A) = g_t ⊙ Ā_t ⊙ h_{t−1}
+        grad_dA[1:].mul_(h[:-1])
+        grad_dA.mul_(g)
+        grad_delta = grad_u * x + (grad_dA * A).sum(-1)
+        grad_A = grad_dA.mul_(delta[..., None]).sum((0, 1))
+        grad_x = grad_u * delta + gy * D
+        grad_D = (gy * x).sum((0, 1))
+        return (grad_x.transpose(0, 1), grad_delta.transpose(0, 1), grad_A, grad_B.transpose(0, 1),
+                grad_C.transpose(0, 1), grad_D)
