@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Rules call `python -m ...`: the venv goes first on PATH so jobs use its interpreter.
 reproduce: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE) -- results/table1.csv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores $(CORES) --config profile=$(PROFILE) -- results/table1.csv
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -6,7 +6,7 @@ FIGURE_INPUTS = {
     "dt": "results/dt_stats.csv",
     "gate": "results/dt_stats.csv",
     "aggregate": "results/aggregate.csv",
-    "profiles": "results/table1.csv",
+    "profiles": "results/aggregate.csv",
 }
 FIGURES = [f"paper_figures/{name}.{ext}" for name in FIGURE_INPUTS for ext in ("png", "pdf")]
 

@@ -13,6 +13,7 @@ rule train:
         steps=train_steps,
         data=DATA,
         profile=PROFILE,
+        episodes=config["eval"]["episodes_per_task"],
     threads: config["train"]["threads"]
     resources:
         gpu=config["train"]["gpus"],
@@ -23,5 +24,5 @@ rule train:
     shell:
         "python -m qhyer.train method={wildcards.method} dataset={wildcards.dataset} seed={wildcards.seed} "
         "profile={params.profile} data_dir={params.data} run_dir=$(dirname {output}) "
-        "train.steps={params.steps} train.threads={threads} train.progress=false eval.enabled=false "
+        "train.steps={params.steps} train.threads={threads} train.progress=false eval.enabled=false eval.episodes_per_task={params.episodes} "
         "{params.overrides} > {log} 2>&1"
