@@ -16,11 +16,11 @@ can amplify that, so identical results are guaranteed only for policies that tre
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 import torch
+from common import print_header  # benchmarks/common.py (scripts run from their folder)
 from torch import nn
 
 from qhyer.data.registry import get_spec
@@ -77,12 +77,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{os.cpu_count()} CPUs, torch threads {args.threads}, load average before: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    header = (f"{'dataset':22s} {'envs':>4s} {'episodes':>8s} {'env steps':>9s} {'wall s':>7s} {'steps/s':>8s} "
-              f"{'speed-up':>8s} {'same results':>12s}")
-    print(header)
-    print("-" * len(header))
+    print_header(f"{'dataset':22s} {'envs':>4s} {'episodes':>8s} {'env steps':>9s} {'wall s':>7s} {'steps/s':>8s} "
+                 f"{'speed-up':>8s} {'same results':>12s}", extra=f", torch threads {args.threads}")
     for name in args.datasets:
         spec = get_spec(name)
         torch.manual_seed(args.seed)

@@ -15,6 +15,8 @@ import os
 import tempfile
 import time
 
+from common import print_header  # benchmarks/common.py (scripts run from their folder)
+
 from qhyer.data import ogbench_gen
 from qhyer.data.registry import get_spec
 
@@ -35,11 +37,8 @@ def format_duration(seconds: float) -> str:
 
 def main() -> None:
     args = parse_args()
-    print(f"{os.cpu_count()} CPUs, load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    header = (f"{'dataset':22s} {'workers':>7s} {'rows':>7s} {'wall s':>7s} {'steps/s':>8s} {'speed-up':>8s} "
-              f"{'full rows':>10s} {'full time':>10s}")
-    print(header)
-    print("-" * len(header))
+    print_header(f"{'dataset':22s} {'workers':>7s} {'rows':>7s} {'wall s':>7s} {'steps/s':>8s} {'speed-up':>8s} "
+                 f"{'full rows':>10s} {'full time':>10s}")
     for name in args.datasets:
         spec = get_spec(name)
         full_rows = (spec.train_episodes + spec.val_episodes) * spec.episode_length

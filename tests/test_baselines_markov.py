@@ -21,14 +21,6 @@ SMALL = {"gcbc": {"actor_hidden_dims": (32, 32)},
          "hiql": {"actor_hidden_dims": (32, 32), "value_hidden_dims": (32, 32)}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run faster on one intra-op thread, and the CPU is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def chain_dataset(lengths=(12, 9, 15), seed=0) -> EpisodeDataset:
     """Observation = (global row index, step within the episode, noise), so batches reveal their source rows."""

@@ -21,13 +21,6 @@ from qhyer.models.hybrid import BACKBONES
 SPEC = get_spec("maze2d-umaze-v1")  # only its family (τ default) and evaluation horizon are used
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def random_walks(episodes: int = 6, length: int = 15, seed: int = 0) -> EpisodeDataset:
     rng = np.random.default_rng(seed)
