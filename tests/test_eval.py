@@ -159,25 +159,24 @@ def test_results_are_written_with_a_summary(tmp_path):
     assert overall.loc["all", "success"] == pytest.approx(0.75) and overall.loc["all", "score"] == pytest.approx(75)
 
 
+def toggled_by(presses: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Lights Out: each press flips its button and the 4 neighbours (flat row-major boolean arrays)."""
+    flipped = np.zeros(rows * cols, bool)
+    for i in np.flatnonzero(presses):
+        r, c = divmod(i, cols)
+        for dr, dc in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+            if 0 <= r + dr < rows and 0 <= c + dc < cols:
+                flipped[(r + dr) * cols + c + dc] ^= True
+    return flipped
+
+
 def test_lights_out_presses_solve_every_reachable_toggle():
     rng = np.random.default_rng(0)
     for rows, cols in ((3, 3), (4, 4), (4, 5)):
         for _ in range(10):
-            pressed = rng.random(rows * cols) < 0.5
-            toggle = np.zeros(rows * cols, bool)
-            for i in np.flatnonzero(pressed):
-                r, c = divmod(i, cols)
-                for dr, dc in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
-                    if 0 <= r + dr < rows and 0 <= c + dc < cols:
-                        toggle[(r + dr) * cols + c + dc] ^= True
+            toggle = toggled_by(rng.random(rows * cols) < 0.5, rows, cols)
             solution = lights_out_presses(rows, cols, toggle)
-            flipped = np.zeros(rows * cols, bool)
-            for i in np.flatnonzero(solution):
-                r, c = divmod(i, cols)
-                for dr, dc in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
-                    if 0 <= r + dr < rows and 0 <= c + dc < cols:
-                        flipped[(r + dr) * cols + c + dc] ^= True
-            np.testing.assert_array_equal(flipped, toggle)
+            np.testing.assert_array_equal(toggled_by(solution, rows, cols), toggle)
 
 
 def test_sanity_cli_prints_oracle_and_random(capsys, tmp_path):
