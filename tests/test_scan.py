@@ -28,7 +28,9 @@ def scan_inputs(b: int, length: int, d: int, n: int, large_delta: bool, seed: in
 
 @pytest.mark.parametrize("length", [1, 2, 7, 16, 61, 100])
 @pytest.mark.parametrize("large_delta", [False, True])
-def test_chunked_scan_equals_sequential_reference(length, large_delta):
+@pytest.mark.parametrize("block_steps", [1, 3, 1000])  # time blocks of 1 and 3 steps carry h and g across blocks
+def test_chunked_scan_equals_sequential_reference(length, large_delta, block_steps, monkeypatch):
+    monkeypatch.setattr(scan, "BLOCK_ELEMENTS", block_steps * 3 * 5 * 4)  # steps × (b, d, N)
     inputs = scan_inputs(3, length, 5, 4, large_delta, seed=length)
     _, delta, A = inputs[:3]
     if large_delta and length > 2:

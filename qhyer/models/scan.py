@@ -19,7 +19,6 @@ import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 def selective_step(h: torch.Tensor, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -87,44 +86,85 @@ def _chunked_scan_(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> N
         b[t].addcmul_(a[t], b[t + back])
 
 
+# Elements of one time block of the (L, b, N, d) state: 2**20 float32 = 4 MiB, so a block's tensors stay in cache and
+# are served from malloc's free lists. Whole-sequence (L, b, N, d) tensors (63 MiB at L = 60, b = 64, N = 16, d = 256)
+# are fresh mmaps on every call, and their page faults alone cost more than the scan; see benchmarks/bench_qhyer.py.
+BLOCK_ELEMENTS = 2**20
+
+
+def _time_blocks(length: int, per_step: int) -> list[tuple[int, int]]:
+    """[start, end) time ranges of BLOCK_ELEMENTS / per_step steps each (at least one step)."""
+    steps = max(1, BLOCK_ELEMENTS // per_step)
+    return [(start, min(start + steps, length)) for start in range(0, length, steps)]
+
+
+def _block_states(x, delta, A_t, B, start, end, h_entry):
+    """h_t for t in [start, end) given h_{start−1} = h_entry (b, N, d); time-major inputs, A_t = Aᵀ (N, d)."""
+    a = torch.mul(delta[start:end, :, None], A_t).exp_()                        # Ā_t: (T, b, N, d)
+    h = torch.mul(B[start:end, ..., None], (delta[start:end] * x[start:end])[:, :, None])  # Δ_t x_t B_t
+    h[0].addcmul_(a[0], h_entry)
+    _chunked_scan_(a, h)
+    return h
+
+
 class SelectiveScan(torch.autograd.Function):
-    """`selective_scan` on CPU (or CUDA without mamba-ssm). Works time-major, (L, b, d, N), so every chunk slice is
-    contiguous; the (L, b, d, N) state tensor h is the only large tensor kept for backward, the decays are recomputed.
+    """`selective_scan` on CPU (or CUDA without mamba-ssm). Time is cut into blocks of a few MiB; each block runs the
+    chunked scan from the state carried in, and its states h_t are kept for backward, which walks the blocks in
+    reverse. Every (T, b, N, d) tensor is block-sized, so none of them is a fresh mmap (see BLOCK_ELEMENTS).
+
+    Layout is time-major and state-major, (T, b, N, d): every time slice is contiguous for the scan, and d, the widest
+    axis, is innermost, so the outer products Δ_t ⊗ A and B_t ⊗ (Δ_t x_t) are long vectorised loops.
 
     Backward is the adjoint recurrence, run backwards in time with the same chunked scan:
         g_t = C_t ⊗ ∂y_t + exp(Δ_{t+1} A) ⊙ g_{t+1}                   (g_t = ∂L/∂h_t)
-        ∂L/∂(Δ_t A) = g_t ⊙ exp(Δ_t A) ⊙ h_{t−1},   ∂L/∂(Δ_t x_t B_t) = g_t,
+        ∂L/∂(Δ_t A) = g_t ⊙ exp(Δ_t A) ⊙ h_{t−1} = g_t ⊙ (h_t − Δ_t x_t B_t),   ∂L/∂(Δ_t x_t B_t) = g_t,
     then the chain rule through Δ_t A and (Δ_t x_t) ⊗ B_t.
     """
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, D):
-        # time-major (L, b, ·) and contiguous, so that every (L, b, d, N) tensor derived from them is too
-        x, delta, B, C = (v.transpose(0, 1).contiguous() for v in (x, delta, B, C))
-        a = (delta[..., None] * A).exp_()                                        # (L, b, d, N)
-        h = (delta * x)[..., None] * B[:, :, None, :]                            # (L, b, d, N), becomes h_t
-        _chunked_scan_(a, h)
-        ctx.save_for_backward(x, delta, A, B, C, D, h)
-        return ((h @ C[..., None]).squeeze(-1) + D * x).transpose(0, 1)          # (b, L, d)
+        x, delta, B, C = (v.transpose(0, 1).contiguous() for v in (x, delta, B, C))  # (L, b, d) and (L, b, N)
+        A_t = A.t().contiguous()                                                # (N, d)
+        ranges = _time_blocks(x.shape[0], x.shape[1] * A_t.numel())
+        y = torch.addcmul(torch.zeros_like(x), D, x)                            # (L, b, d): D x_t, plus C_t · h_t below
+        blocks, h_entry = [], x.new_zeros(x.shape[1], *A_t.shape)               # h_{−1} = 0: (b, N, d)
+        for start, end in ranges:
+            h = _block_states(x, delta, A_t, B, start, end, h_entry)
+            y[start:end] += (C[start:end, :, None] @ h).squeeze(-2)
+            blocks.append(h)
+            h_entry = h[-1]
+        ctx.ranges, ctx.blocks = ranges, blocks   # per-block h_t: intermediates, kept on ctx (not inputs or outputs)
+        ctx.save_for_backward(x, delta, A_t, B, C, D)
+        return y.transpose(0, 1)                                                # (b, L, d)
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, delta, A, B, C, D, h = ctx.saved_tensors
-        gy = grad_y.transpose(0, 1).contiguous()                                 # (L, b, d)
-        # adjoint state, scanned backwards in time; the decay applied at step t is exp(Δ_{t+1} A)
-        decay = (F.pad(delta[1:], (0, 0, 0, 0, 0, 1))[..., None] * A).exp_()   # (L, b, d, N)
-        g = gy[..., None] * C[:, :, None, :]                                      # (L, b, d, N), becomes g_t
-        _chunked_scan_(decay, g, reverse=True)
-        grad_C = (gy[:, :, None, :] @ h).squeeze(-2)                             # Σ_d ∂y_t h_t
-        grad_u = (g @ B[..., None]).squeeze(-1)                                  # u_t = Δ_t x_t
-        grad_B = ((delta * x)[:, :, None, :] @ g).squeeze(-2)
-        grad_dA = torch.mul(delta[..., None], A, out=decay).exp_()               # reuse the buffer: Ā_t
-        grad_dA[0] = 0                                                           # ∂L/∂(Δ_t A) = g_t ⊙ Ā_t ⊙ h_{t−1}
-        grad_dA[1:].mul_(h[:-1])
-        grad_dA.mul_(g)
-        grad_delta = grad_u * x + (grad_dA * A).sum(-1)
-        grad_A = grad_dA.mul_(delta[..., None]).sum((0, 1))
-        grad_x = grad_u * delta + gy * D
+        x, delta, A_t, B, C, D = ctx.saved_tensors
+        length = x.shape[0]
+        gy = grad_y.transpose(0, 1).contiguous()                                # (L, b, d)
+        grad_x, grad_delta, grad_B, grad_C = (torch.empty_like(v) for v in (x, delta, B, C))
+        grad_A = torch.zeros_like(A_t)
+        g_after = None                                                          # g_end of the block after this one
+        for (start, end), h in zip(reversed(ctx.ranges), reversed(ctx.blocks), strict=True):
+            u = delta[start:end] * x[start:end]                                 # (T, b, d)
+            g = torch.mul(C[start:end, ..., None], gy[start:end, :, None])      # (T, b, N, d), becomes g_t
+            # the decay applied at step t is Ā_{t+1}; the block's last one carries g in from the next block
+            decay = torch.empty_like(g)
+            torch.mul(delta[start + 1:end + 1, :, None], A_t, out=decay[:length - start - 1]).exp_()
+            decay[length - start - 1:] = 1                                      # after the last step: never read
+            if g_after is not None:
+                g[-1].addcmul_(decay[-1], g_after)
+            _chunked_scan_(decay, g, reverse=True)
+            g_after = g[0]
+            grad_C[start:end] = torch.mul(h, gy[start:end, :, None]).sum(-1)      # Σ_d ∂y_t h_t (bmm: 5× slower)
+            grad_u = (B[start:end, :, None] @ g).squeeze(-2)                    # Σ_N g_t B_t
+            grad_B[start:end] = torch.mul(g, u[:, :, None]).sum(-1)              # Σ_d g_t u_t
+            grad_dA = torch.mul(B[start:end, ..., None], u[:, :, None], out=decay)   # g_t ⊙ Ā_t ⊙ h_{t−1}
+            torch.sub(h, grad_dA, out=grad_dA).mul_(g)
+            grad_delta[start:end] = grad_u * x[start:end] + (grad_dA * A_t).sum(2)
+            grad_A += grad_dA.mul_(delta[start:end, :, None]).sum((0, 1))
+            grad_x[start:end] = grad_u * delta[start:end]
+        grad_x.addcmul_(gy, D)
         grad_D = (gy * x).sum((0, 1))
-        return (grad_x.transpose(0, 1), grad_delta.transpose(0, 1), grad_A, grad_B.transpose(0, 1),
+        return (grad_x.transpose(0, 1), grad_delta.transpose(0, 1), grad_A.t(), grad_B.transpose(0, 1),
                 grad_C.transpose(0, 1), grad_D)
