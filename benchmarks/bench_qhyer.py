@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_qhyer.py [--threads 1] [--repeats 3] [--device cpu]
 
-Scan: forward + backward of `selective_scan` (chunked, hand-written backward) and `selective_scan_reference`
+Scan: forward + backward of `selective_scan` (time-blocked chunked scan, hand-written backward) and
+`selective_scan_reference`
 (one Python step per time step, autograd) at L = 60, 300, 1000 tokens, (a) at the default model size, d_inner = 256,
 N = 16 (Mamba-1 defaults at QHyer's width 128), with batch sizes holding ~4k tokens as in training (64 windows x 60
 tokens); (b) at the tiny size of smoke runs and tests, d_inner = 32, N = 8, batch 8.
@@ -70,6 +71,30 @@ def synthetic_cube(episodes: int = 20, length: int = 200, seed: int = 0) -> Epis
                           np.arange(19, 22))
 
 
+def component_seconds(agent: QHyerAgent, batch: dict[str, torch.Tensor], repeats: int,
+                      device: torch.device) -> dict[str, float]:
+    """Time of each part of `QHyerAgent.losses` on one batch, run the way `losses` runs it."""
+    s, a = agent.normalize_obs(batch["observations"]), batch["actions"]
+    g = agent.normalize_goal(batch["goals"])
+    g_steps = g[:, None].expand(-1, s.shape[1], -1)
+    q_tokens = torch.zeros(batch["mask"].shape, device=device)
+
+    def flow_q_tokens():
+        with torch.no_grad():
+            agent.critic.q(s.flatten(0, 1), a.flatten(0, 1), g_steps.flatten(0, 1))
+
+    def backbone():
+        hidden, _ = agent.model(q_tokens, torch.cat([s, g_steps], -1), a, batch["timesteps"], batch["mask"])
+        mean, log_std = agent.model.action_head(hidden)
+        (mean.sum() + log_std.sum()).backward()
+
+    parts = {"flow Q tokens, b x K (no grad)": flow_q_tokens,
+             "flow NF loss, b last steps": lambda: agent.critic.loss(s[:, -1], a[:, -1], g).backward(),
+             "expectile head Q(s, g), b x K": lambda: agent.q_head(s, g_steps).sum().backward(),
+             "backbone + action head": backbone}
+    return {name: median_seconds(fn, repeats, device) for name, fn in parts.items()}
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -78,7 +103,7 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     print("\nselective scan, forward + backward")
-    header = (f"{'L':>5s} {'batch':>5s} {'d_inner':>7s} {'N':>3s} {'chunked (ours)':>15s} {'step loop':>10s} "
+    header = (f"{'L':>5s} {'batch':>5s} {'d_inner':>7s} {'N':>3s} {'blocked (ours)':>15s} {'step loop':>10s} "
               f"{'speed-up':>8s}")
     print(header + "\n" + "-" * len(header))
     for batch, length, d_inner, d_state in SCAN_SHAPES:
@@ -101,6 +126,9 @@ def main() -> None:
         agent.train()
         seconds = median_seconds(lambda agent=agent, batch=batch: agent.update(batch, 0), args.repeats, device)
         print(f"{backbone:>10s} {seconds * 1e3:6.0f} ms {sum(p.numel() for p in agent.parameters()):11,d}")
+    print("\nwhere the hybrid step's time goes (forward + backward unless marked; the update adds the optimiser)")
+    for name, seconds in component_seconds(agent, batch, args.repeats, device).items():
+        print(f"{name:>34s} {seconds * 1e3:6.0f} ms")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

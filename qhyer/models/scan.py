@@ -86,10 +86,11 @@ def _chunked_scan_(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> N
         b[t].addcmul_(a[t], b[t + back])
 
 
-# Elements of one time block of the (L, b, N, d) state: 2**20 float32 = 4 MiB, so a block's tensors stay in cache and
-# are served from malloc's free lists. Whole-sequence (L, b, N, d) tensors (63 MiB at L = 60, b = 64, N = 16, d = 256)
-# are fresh mmaps on every call, and their page faults alone cost more than the scan; see benchmarks/bench_qhyer.py.
-BLOCK_ELEMENTS = 2**20
+# Elements of one time block of the (L, b, N, d) state: 2**18 float32 = 1 MiB, a core's L2 cache on the machines we
+# measured, so a block's tensors stay in cache and come from malloc's free lists. Whole-sequence (L, b, N, d) tensors
+# (63 MiB at L = 60, b = 64, N = 16, d = 256) are fresh mmaps on every call whose page faults alone cost more than the
+# scan. Fastest of 2**16 … 2**20 at every shape of benchmarks/bench_qhyer.py (2**20: up to 1.5× slower).
+BLOCK_ELEMENTS = 2**18
 
 
 def _time_blocks(length: int, per_step: int) -> list[tuple[int, int]]:
