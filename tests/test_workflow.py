@@ -77,8 +77,9 @@ def test_unknown_profile_is_one_clear_error():
 
 
 def test_smoke_profile_end_to_end(tmp_path):
-    """The whole DAG at the smoke profile in a copy of the repository: every target with its columns, then a
-    second run that has nothing to do, then deleting one run's output re-runs only that run and its dependants."""
+    """The whole DAG at the smoke profile in a copy of the repository: every target with its columns; a second run
+    has nothing to do; the Snakemake report holds every table and figure; deleting one run's output re-runs only
+    that run and its dependants."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
         if (ROOT / name).exists():
@@ -114,10 +115,18 @@ def test_smoke_profile_end_to_end(tmp_path):
 
     jobs, text = planned()
     assert "Nothing to be done" in text and not jobs, text
-    # Snakemake 9 does not rebuild a deleted intermediate while the tables are newer; asking for it re-runs that
-    # run alone (its training is not repeated).
+    report = run("--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (results / "report.html").read_text()
+    for name in [*(f"{t}.csv" for t in ("table1", "table2", "ablation", "tau_sweep", "dt_stats", "aggregate")),
+                 "claims_check.csv", *(f"{f}.png" for f in ("table1", "ablation", "tau", "dt", "gate", "aggregate",
+                                                             "profiles"))]:
+        assert name in html, name
+    # deleting one run's output: the target rules redo that run (not its training) and only what reads it
     deleted = "runs/smoke/main/default/dt/cube-single-play-v0/seed0/eval_episodes.csv"
     (tmp_path / deleted).unlink()
-    jobs, text = planned(deleted)
-    assert jobs == {"evaluate": "1"}, text
-    assert run(target=deleted).returncode == 0 and (tmp_path / deleted).exists()
+    jobs, text = planned("main_table")
+    assert jobs == {"evaluate": "1", "table1": "1", "main_table": "1"}, text
+    jobs, text = planned("all")
+    assert jobs == {"evaluate": "1", "table1": "1", "aggregate": "1", "claims": "1", "figure": "3", "all": "1"}, text
+    assert run(target="main_table").returncode == 0 and (tmp_path / deleted).exists()

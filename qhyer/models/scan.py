@@ -7,7 +7,7 @@ per channel d (A diagonal, (d_inner, N)); B_t, C_t are input-dependent N-vectors
 Three entry points with one meaning:
   * `selective_scan`: the whole sequence. On CUDA it uses mamba-ssm's fused kernel when that package imports
     (`mamba_ssm/ops/selective_scan_interface.py`, `selective_scan_fn`); everywhere else our chunked pure-PyTorch scan
-    with a hand-written backward (`SelectiveScan`).
+    with a hand-written backward (`SelectiveScan`), cut into cache-sized time blocks.
   * `selective_step`: one step of the recurrence on a (B, d_inner, N) state (evaluation-time step mode).
   * `selective_scan_reference`: `selective_step` looped over time, the plain sequential definition that the tests
     and `benchmarks/bench_qhyer.py` compare against.

@@ -18,7 +18,7 @@ for _table, _inputs in TABLE_INPUTS.items():
         input:
             runs=_inputs,
         output:
-            csv=f"results/{_table}.csv",
+            csv=report(f"results/{_table}.csv", category="Tables"),
             md=f"results/{_table}.md",
             tex=f"results/{_table}.tex",
         params:

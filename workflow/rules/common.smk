@@ -79,6 +79,11 @@ def eval_files(runs):
     return [f"{run}/eval_episodes.csv" for run in runs]
 
 
+def run_outputs(runs):
+    """Every file a run's jobs declare (training summary, evaluation episodes), for the target rules."""
+    return [f"{run}/summary.json" for run in runs] + eval_files(runs)
+
+
 def _size_flags(dataset):
     data = config["data"]
     if is_ogbench(dataset):

@@ -1,0 +1,169 @@
+"""Learning check: does every method learn at a CPU budget? Each method trains on one small dataset through the
+public entry points (`python -m qhyer.train`, `python -m qhyer.evaluate`), and its score is set against the seeded
+random policy's on the same evaluation episodes.
+
+    python -m qhyer.learning_check [--dataset maze2d-umaze-v1] [--steps 1000] [--episodes 30] [--jobs 2]
+        [--sizes workflow/config/profiles/quick.yaml] [--methods qhyer dt ...] [--out results/learning_check.csv]
+
+`--sizes` takes the per-method model sizes (train.method_overrides) of a workflow profile, so the check runs the
+models the `quick` profile trains. Runs go to runs/learning_check/steps<N>/<method>/<dataset>/seed<seed>; a finished run
+(eval_episodes.csv present) is reused. The verdict `learns` needs the method's 95% bootstrap interval (over
+episodes) to lie above the random policy's, `overlaps random` otherwise. Writes the CSV and a Markdown rendering
+beside it, both atomically, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from tqdm import tqdm
+
+from qhyer.data.readers import load_dataset
+from qhyer.data.registry import get_spec
+from qhyer.errors import ConfigError, DataError, cli_main
+from qhyer.eval.protocol import evaluate_policy, normalized_score
+from qhyer.eval.sanity import RandomPolicy
+from qhyer.io import write_text_atomic
+from qhyer.methods import METHODS
+from qhyer.report.stats import summarize_episodes
+from qhyer.report.tables import SCORES, to_markdown, write_csv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m qhyer.learning_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="maze2d-umaze-v1")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--steps", type=int, default=1000, help="gradient updates per method")
+    parser.add_argument("--episodes", type=int, default=30, help="evaluation episodes per task")
+    parser.add_argument("--max-steps", type=int, default=0, help="cap on episode length (0 = official limit)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
+    parser.add_argument("--sizes", type=Path, default=None,
+                        help="a workflow profile YAML whose train.method_overrides set the model sizes")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/learning_check"))
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_check"))
+    parser.add_argument("--generate-steps", type=int, default=100_000,
+                        help="Maze2d rows to generate when the dataset is missing (OGBench: --generate-episodes)")
+    parser.add_argument("--generate-episodes", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path("results/learning_check.csv"))
+    return parser
+
+
+def method_overrides(sizes: Path | None) -> dict[str, list[str]]:
+    """Hydra overrides per method from a profile's train.method_overrides (lists as one shell word)."""
+    if sizes is None:
+        return {}
+    if not sizes.is_file():
+        raise ConfigError(f"--sizes {sizes} does not exist", "e.g. --sizes workflow/config/profiles/quick.yaml")
+    table = (yaml.safe_load(sizes.read_text()) or {}).get("train", {}).get("method_overrides", {})
+    word = lambda v: "[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v)  # noqa: E731
+    return {method: [f"{key}={word(value)}" for key, value in entries.items() if key != "steps"]
+            for method, entries in table.items()}
+
+
+def _run(command: list[str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as handle:
+        if subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode:
+            raise DataError(f"'{' '.join(command[2:5])} …' failed", f"see {log}")
+
+
+def ensure_dataset(args: argparse.Namespace) -> None:
+    try:
+        load_dataset(args.dataset, data_dir=args.data_dir)
+        return
+    except DataError:
+        pass
+    spec = get_spec(args.dataset)
+    size = (["--steps", str(args.generate_steps)] if spec.family == "maze2d"
+            else ["--episodes", str(args.generate_episodes)])
+    _run([sys.executable, "-m", "qhyer.data", "generate", spec.name, "--out", str(args.data_dir),
+          "--workers", str(args.jobs), "--no-progress", *size], args.runs_dir / "generate.log")
+
+
+def train_and_evaluate(method: str, args: argparse.Namespace, overrides: list[str]) -> tuple[Path, float]:
+    """Train and evaluate one method (skipped when its run already has eval_episodes.csv); returns its folder and
+    wall time in seconds (0 when reused)."""
+    run_dir = args.runs_dir / f"steps{args.steps}" / method / args.dataset / f"seed{args.seed}"
+    if (run_dir / "eval_episodes.csv").is_file():
+        return run_dir, 0.0
+    start = time.perf_counter()
+    _run([sys.executable, "-m", "qhyer.train", f"method={method}", f"dataset={args.dataset}", f"seed={args.seed}",
+          f"data_dir={args.data_dir}", f"run_dir={run_dir}", "profile=learning_check", f"train.steps={args.steps}",
+          "train.threads=1", "train.progress=false", "eval.enabled=false", *overrides], run_dir.parent / "train.log")
+    _run([sys.executable, "-m", "qhyer.evaluate", str(run_dir), "--episodes-per-task", str(args.episodes),
+          "--max-steps", str(args.max_steps), "--threads", "1", "--no-progress"], run_dir.parent / "evaluate.log")
+    return run_dir, time.perf_counter() - start
+
+
+def random_episodes(args: argparse.Namespace) -> pd.DataFrame:
+    spec = get_spec(args.dataset)
+    episodes = evaluate_policy(RandomPolicy(spec.action_dim), spec, episodes_per_task=args.episodes, seed=args.seed,
+                               method="random", budget=f"no training; episodes_per_task={args.episodes}",
+                               progress=False, max_steps=args.max_steps or None)
+    if spec.family == "maze2d":
+        episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
+    return episodes
+
+
+def check_table(runs: dict[str, tuple[Path, float]], random: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """One row per method plus the random policy: score, 95% interval, wall time and verdict."""
+    column, scale, metric = SCORES[get_spec(dataset).family]
+    floor = summarize_episodes(random, column)
+    rows = [{"method": "random", "metric": metric, **floor, "wall_time_s": 0.0, "budget": random["budget"].iloc[0],
+             "verdict": "reference"}]
+    for method, (run_dir, seconds) in runs.items():
+        episodes = pd.read_csv(run_dir / "eval_episodes.csv")
+        score = summarize_episodes(episodes, column)
+        verdict = "learns" if score["ci_low"] > floor["ci_high"] else "overlaps random"
+        rows.append({"method": method, "metric": metric, **score, "wall_time_s": round(seconds, 1),
+                     "budget": episodes["budget"].iloc[0], "verdict": verdict})
+    table = pd.DataFrame(rows).assign(dataset=dataset)
+    for key in ("mean", "ci_low", "ci_high"):
+        table[key] *= scale
+    return table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    display = pd.DataFrame({
+        "method": table["method"],
+        table["metric"].iloc[0]: [f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+                                  for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"], strict=True)],
+        "train + eval (s)": table["wall_time_s"].map("{:.0f}".format),
+        "verdict": table["verdict"]})
+    budgets = "\n".join(f"- {m}: {b}" for m, b in zip(table["method"], table["budget"], strict=True))
+    return (f"# Learning check on {table['dataset'].iloc[0]}\n\nMean over evaluation episodes with a 95% bootstrap "
+            f"interval; `learns` = interval above the random policy's.\n\n"
+            f"{to_markdown(display, display.map(lambda _: False))}\n\nBudgets:\n{budgets}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if min(args.steps, args.episodes, args.jobs) < 1 or args.max_steps < 0:
+        raise ConfigError("--steps, --episodes and --jobs must be at least 1, --max-steps at least 0")
+    get_spec(args.dataset)
+    overrides = method_overrides(args.sizes)
+    ensure_dataset(args)
+    with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(args.methods), desc="methods", unit="run") as bar:
+        futures = {pool.submit(train_and_evaluate, m, args, overrides.get(m, [])): m for m in args.methods}
+        done = {}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            bar.update()
+    table = check_table({m: done[m] for m in args.methods}, random_episodes(args), args.dataset)
+    out = write_csv(table, args.out)
+    write_text_atomic(out.with_suffix(".md"), markdown(table))
+    print(markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

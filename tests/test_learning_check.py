@@ -1,0 +1,68 @@
+"""Learning check: the verdict against the random policy, the profile sizes it reads, its one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qhyer import learning_check
+from qhyer.errors import ConfigError
+
+DATASET = "maze2d-umaze-v1"
+BUDGET = "profile=learning_check; steps=10; batch=8; episodes_per_task=20"
+
+
+def episodes(method: str, returns: list[float]) -> pd.DataFrame:
+    frame = pd.DataFrame({"method": method, "dataset": DATASET, "seed": 0, "task": 1, "episode": range(len(returns)),
+                          "success": [int(r > 0) for r in returns], "return": returns, "length": 300,
+                          "budget": BUDGET})
+    return frame.assign(normalized_score=learning_check.normalized_score(learning_check.get_spec(DATASET),
+                                                                         frame["return"].to_numpy()))
+
+
+def run_folder(root: Path, method: str, returns: list[float]) -> tuple[Path, float]:
+    run = root / method
+    run.mkdir()
+    episodes(method, returns).to_csv(run / "eval_episodes.csv", index=False)
+    return run, 12.5
+
+
+def test_verdict_needs_the_interval_above_random(tmp_path):
+    random = episodes("random", [0.0] * 18 + [40.0, 60.0]).assign(budget="no training; episodes_per_task=20")
+    runs = {"gcbc": run_folder(tmp_path, "gcbc", [150.0, 200.0] * 10),      # far above: learns
+            "dt": run_folder(tmp_path, "dt", [0.0] * 17 + [30.0, 50.0, 60.0])}  # like random: overlaps
+    table = learning_check.check_table(runs, random, DATASET).set_index("method")
+    assert list(table.index) == ["random", "gcbc", "dt"]
+    assert table.loc["gcbc", "verdict"] == "learns" and table.loc["dt", "verdict"] == "overlaps random"
+    assert table.loc["random", "verdict"] == "reference"
+    assert table.loc["gcbc", "ci_low"] > table.loc["random", "ci_high"] >= table.loc["dt", "ci_low"]
+    assert table.loc["gcbc", "mean"] == pytest.approx(episodes("x", [150.0, 200.0])["normalized_score"].mean())
+    assert table.loc["gcbc", "budget"] == BUDGET and table.loc["gcbc", "wall_time_s"] == 12.5
+    text = learning_check.markdown(table.reset_index())
+    assert "| gcbc |" in text and "learns" in text and f"- gcbc: {BUDGET}" in text
+
+
+def test_sizes_come_from_a_profile(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("train:\n  method_overrides:\n    gcbc: {method.batch_size: 64, method.actor_hidden_dims: "
+                       "[32, 32], steps: 5}\n")
+    assert learning_check.method_overrides(profile) == {
+        "gcbc": ["method.batch_size=64", "method.actor_hidden_dims=[32,32]"]}
+    assert learning_check.method_overrides(None) == {}
+    with pytest.raises(ConfigError, match="does not exist"):
+        learning_check.method_overrides(tmp_path / "missing.yaml")
+
+
+def test_quick_profile_sizes_are_valid_overrides():
+    quick = Path(__file__).resolve().parents[1] / "workflow" / "config" / "profiles" / "quick.yaml"
+    overrides = learning_check.method_overrides(quick)
+    assert set(overrides) == set(learning_check.METHODS)
+    assert all(o.startswith("method.") for entries in overrides.values() for o in entries)
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--jobs", "0"], ["--max-steps", "-1"]])
+def test_bad_arguments_are_one_line_errors(argv):
+    with pytest.raises(ConfigError):
+        learning_check.main(argv)
