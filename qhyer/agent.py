@@ -65,7 +65,8 @@ class DataInfo:
     obs_std: np.ndarray
     goal_mean: np.ndarray
     goal_std: np.ndarray
-    max_episode_length: int
+    max_episode_length: int  # longest training episode: timestep embeddings exist only for timesteps seen in
+    #                          training; later evaluation steps reuse the last one (QT's `max_ep_len - 1` cutoff)
 
     @classmethod
     def from_dataset(cls, spec: DatasetSpec, dataset: EpisodeDataset, goal_rep: str) -> DataInfo:
@@ -74,8 +75,7 @@ class DataInfo:
         return cls(spec=spec, obs_dim=dataset.obs_dim, action_dim=dataset.action_dim, goal_dim=len(dims),
                    obs_mean=stats["obs_mean"], obs_std=stats["obs_std"], goal_mean=stats["obs_mean"][dims],
                    goal_std=stats["obs_std"][dims],
-                   max_episode_length=int(max(np.diff(dataset.episode_starts, append=len(dataset)).max(),
-                                              spec.eval_max_steps)))
+                   max_episode_length=int(np.diff(dataset.episode_starts, append=len(dataset)).max()))
 
 
 class Agent(nn.Module):

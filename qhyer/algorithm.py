@@ -143,8 +143,10 @@ class DecisionModel(nn.Module):
         self.action_head = GaussianActionHead(dim, info.action_dim)  # tanh mean, state-dependent log-std
 
     def embed(self, kind: int, value: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        """value (b, T, ·) of one token kind, timesteps (b, T) → (b, T, D)."""
-        return self.embed_drop(self.embed_ln(self.token_embed[kind](value) + self.timestep_embed(timesteps)))
+        """value (b, T, ·) of one token kind, timesteps (b, T) → (b, T, D); evaluation steps beyond the longest
+        training episode reuse its last timestep's embedding."""
+        time = self.timestep_embed(timesteps.clamp(0, self.timestep_embed.num_embeddings - 1))
+        return self.embed_drop(self.embed_ln(self.token_embed[kind](value) + time))
 
     def forward(self, q: torch.Tensor, state_goal: torch.Tensor, actions: torch.Tensor, timesteps: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:

@@ -142,6 +142,17 @@ def test_step_mode_equals_windowed_forward(backbone):
         np.testing.assert_allclose(stepped, windowed, atol=1e-5, rtol=1e-5)
 
 
+def test_evaluation_outlasting_training_episodes_reuses_the_last_timestep():
+    data = random_walks(length=12)                        # training episodes of 12 steps; evaluation may run longer
+    agent = make_agent(tiny_config(), data).eval()
+    assert agent.model.timestep_embed.num_embeddings == 12
+    value = torch.randn(2, 3, 1)
+    with torch.no_grad():
+        late = agent.model.embed(0, value, torch.tensor([[11, 30, 299]] * 2))
+        last = agent.model.embed(0, value, torch.full((2, 3), 11))
+    torch.testing.assert_close(late, last)
+
+
 @pytest.mark.parametrize("conditioning", CONDITIONINGS)
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_every_variant_trains_and_acts(backbone, conditioning):

@@ -59,10 +59,21 @@ def test_profile_job_counts(profile, runs):
     assert counts["train"] == runs and counts["evaluate"] == runs
 
 
-def test_main_job_for_table1_only_plans_what_it_needs():
-    counts = planned_jobs("results/table1.csv", "--config", "profile=smoke", "runs_root=/nonexistent/runs",
+@pytest.mark.parametrize("target", ["results/table1.csv", "main_table"])
+def test_main_job_for_table1_only_plans_what_it_needs(target):
+    counts = planned_jobs(target, "--config", "profile=smoke", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
     assert counts["train"] == 7 * 2 and counts["table1"] == 1 and "ablation" not in counts
+
+
+def test_study_steps_override_the_training_budget():
+    """quick: ablation and τ-sweep runs take their section's `steps`, every other run train.steps."""
+    result = snakemake("-n", "-p", "--config", "profile=quick", "runs_root=/nonexistent/runs",
+                       "data_root=/nonexistent/data")
+    commands = re.findall(r"^Shell command: (python -m qhyer\.train .*)$", result.stdout + result.stderr, re.M)
+    steps = {(re.search(r"/(main|ablation|tau)/", c).group(1), re.search(r"train\.steps=(\d+)", c).group(1))
+             for c in commands}
+    assert steps == {("main", "1000"), ("ablation", "500"), ("tau", "500")}, steps
 
 
 def test_invalid_config_is_rejected_before_any_job(tmp_path):

@@ -113,5 +113,11 @@ def train_overrides(wc):
     return " ".join(overrides)
 
 
+STUDY_SECTIONS = {"ablation": "ablation", "tau": "tau_sweep"}
+
+
 def train_steps(wc):
-    return config["train"]["method_overrides"].get(wc.method, {}).get("steps", config["train"]["steps"])
+    """Updates of one run: the study's `steps`, else the method's, else train.steps."""
+    study_steps = config.get(STUDY_SECTIONS.get(wc.study, ""), {}).get("steps")
+    method_steps = config["train"]["method_overrides"].get(wc.method, {}).get("steps", config["train"]["steps"])
+    return study_steps or method_steps
