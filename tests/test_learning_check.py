@@ -29,19 +29,22 @@ def run_folder(root: Path, method: str, returns: list[float]) -> tuple[Path, flo
     return run, 12.5
 
 
-def test_verdict_needs_the_interval_above_random(tmp_path):
-    random = episodes("random", [0.0] * 18 + [40.0, 60.0]).assign(budget="no training; episodes_per_task=20")
-    runs = {"gcbc": run_folder(tmp_path, "gcbc", [150.0, 200.0] * 10),      # far above: learns
-            "dt": run_folder(tmp_path, "dt", [0.0] * 17 + [30.0, 50.0, 60.0])}  # like random: overlaps
+def test_verdict_needs_the_reached_interval_above_random(tmp_path):
+    random = episodes("random", [0.0] * 17 + [40.0, 60.0, 5.0]).assign(budget="no training; episodes_per_task=20")
+    runs = {"gcbc": run_folder(tmp_path, "gcbc", [0.0, 2.0, 150.0, 200.0] * 5),    # reaches 75 %: learns
+            "dt": run_folder(tmp_path, "dt", [0.0] * 16 + [3.0, 30.0, 50.0, 60.0])}  # reaches 20 %: overlaps
     table = learning_check.check_table(runs, random, DATASET).set_index("method")
     assert list(table.index) == ["random", "gcbc", "dt"]
     assert table.loc["gcbc", "verdict"] == "learns" and table.loc["dt", "verdict"] == "overlaps random"
     assert table.loc["random", "verdict"] == "reference"
-    assert table.loc["gcbc", "ci_low"] > table.loc["random", "ci_high"] >= table.loc["dt", "ci_low"]
-    assert table.loc["gcbc", "mean"] == pytest.approx(episodes("x", [150.0, 200.0])["normalized_score"].mean())
+    assert table.loc["random", "reached_mean"] == pytest.approx(15.0) and table.loc["gcbc", "reached_mean"] == 75.0
+    reached = table["reached_ci_low"], table["reached_ci_high"]
+    assert reached[0]["gcbc"] > reached[1]["random"] >= reached[0]["dt"]
+    expected_score = episodes("x", [0.0, 2.0, 150.0, 200.0])["normalized_score"].mean()
+    assert table.loc["gcbc", "score_mean"] == pytest.approx(expected_score)
     assert table.loc["gcbc", "budget"] == BUDGET and table.loc["gcbc", "wall_time_s"] == 12.5
     text = learning_check.markdown(table.reset_index())
-    assert "| gcbc |" in text and "learns" in text and f"- gcbc: {BUDGET}" in text
+    assert "| gcbc | 75.0 [" in text and "learns" in text and f"- gcbc: {BUDGET}" in text
 
 
 def test_sizes_come_from_a_profile(tmp_path):
