@@ -15,6 +15,7 @@ and a Markdown rendering beside it, both atomically, and prints the table.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError, DataError, cli_main
 from qhyer.eval.protocol import evaluate_policy, normalized_score
 from qhyer.eval.sanity import RandomPolicy
-from qhyer.io import write_text_atomic
+from qhyer.io import write_json_atomic, write_text_atomic
 from qhyer.methods import METHODS
 from qhyer.report.stats import summarize_episodes
 from qhyer.report.tables import SCORES, to_markdown, write_csv
@@ -91,17 +92,20 @@ def ensure_dataset(args: argparse.Namespace) -> None:
 
 def train_and_evaluate(method: str, args: argparse.Namespace, overrides: list[str]) -> tuple[Path, float]:
     """Train and evaluate one method (skipped when its run already has eval_episodes.csv); returns its folder and
-    wall time in seconds (0 when reused)."""
+    the wall time in seconds of its training and evaluation (recorded in the run folder, so reuse keeps it)."""
     run_dir = args.runs_dir / f"steps{args.steps}" / method / args.dataset / f"seed{args.seed}"
+    timing = run_dir / "learning_check_time.json"
     if (run_dir / "eval_episodes.csv").is_file():
-        return run_dir, 0.0
+        return run_dir, json.loads(timing.read_text())["wall_time_s"] if timing.is_file() else float("nan")
     start = time.perf_counter()
     _run([sys.executable, "-m", "qhyer.train", f"method={method}", f"dataset={args.dataset}", f"seed={args.seed}",
           f"data_dir={args.data_dir}", f"run_dir={run_dir}", "profile=learning_check", f"train.steps={args.steps}",
           "train.threads=1", "train.progress=false", "eval.enabled=false", *overrides], run_dir.parent / "train.log")
     _run([sys.executable, "-m", "qhyer.evaluate", str(run_dir), "--episodes-per-task", str(args.episodes),
           "--max-steps", str(args.max_steps), "--threads", "1", "--no-progress"], run_dir.parent / "evaluate.log")
-    return run_dir, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    write_json_atomic(timing, {"wall_time_s": seconds})
+    return run_dir, seconds
 
 
 def random_episodes(args: argparse.Namespace) -> pd.DataFrame:
