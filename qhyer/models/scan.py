@@ -89,7 +89,9 @@ def _chunked_scan_(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> N
 # Elements of one time block of the (L, b, N, d) state: 2**18 float32 = 1 MiB, a core's L2 cache on the machines we
 # measured, so a block's tensors stay in cache and come from malloc's free lists. Whole-sequence (L, b, N, d) tensors
 # (63 MiB at L = 60, b = 64, N = 16, d = 256) are fresh mmaps on every call whose page faults alone cost more than the
-# scan. Fastest of 2**16 … 2**20 at every shape of benchmarks/bench_qhyer.py (2**20: up to 1.5× slower).
+# scan. Fastest of 2**16 … 2**20 at every shape of benchmarks/bench_qhyer.py (2**20: up to 1.5× slower). At the
+# default training shape one step's state is 1 MiB, so blocks are single steps there: Python's per-step cost is
+# negligible next to a 1 MiB operation, and chunking would only add passes over memory.
 BLOCK_ELEMENTS = 2**18
 
 
