@@ -19,14 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.sequence import RTGTransformer, SequenceAgent, SequenceConfig, warmup_cosine_schedule
+from baselines.sequence import CosineDecayConfig, RTGTransformer, SequenceAgent, warmup_cosine_schedule
 from qhyer.agent import DataInfo
 from qhyer.errors import ConfigError
 from qhyer.models.layers import CausalSelfAttention, FeedForward
 
 
 @dataclass
-class LSDTConfig(SequenceConfig):
+class LSDTConfig(CosineDecayConfig):
     """LSDT scripts/train.py argparse defaults unless noted; fields not listed are DT's and equal LSDT's
     (batch 64, K 20, width 128, 3 blocks, AdamW lr 1e-4, wd 1e-4, 10k warmup, clip 0.25)."""
 
@@ -37,7 +37,7 @@ class LSDTConfig(SequenceConfig):
     kernel_size: int = 11             # --kernel_size 11 ⇒ 6 causal taps
     attn_dropout: float = 0.1         # LSDT.py `dk`: attention-weight dropout 0.1 in every block
     kernel_dropout: float = 0.2       # LSDT.py: DynamicConvolution(dropout_rate=0.2) on the kernel logits
-    lr_decay_steps: int = 100_000     # cosine to 0 over --max_train_iters 200 x --num_updates_per_iter 500
+    # lr_decay_steps 0 = the whole run: cosine to 0 over --max_train_iters 200 x --num_updates_per_iter 500
     target_return: float = 1.0        # assumption, as DTConfig: sparse 0/1 goal reward ⇒ max return 1
 
 

@@ -22,14 +22,14 @@ import torch
 from torch import nn
 
 from baselines.markov import _floats, frozen_call, frozen_copy, polyak_update
-from baselines.sequence import SequenceAgent, SequenceConfig, gpt_init, gpt_model, warmup_cosine_schedule
+from baselines.sequence import CosineDecayConfig, SequenceAgent, gpt_init, gpt_model, warmup_cosine_schedule
 from qhyer.agent import DataInfo
 from qhyer.errors import ConfigError
 from qhyer.models.layers import masked_mean, mlp
 
 
 @dataclass
-class QTConfig(SequenceConfig):
+class QTConfig(CosineDecayConfig):
     """QT experiment.py argparse defaults and run.sh flags unless noted; `None` = per dataset family below.
     Fields not listed equal QT's: --K 20, --dropout 0.1, --weight_decay 1e-4 (QT's GPT-2 uses ReLU; ours GELU)."""
 
@@ -42,8 +42,7 @@ class QTConfig(SequenceConfig):
     warmup_steps: int = 0             # ql_trainer.py uses no warmup (--warmup_steps is parsed but unused)
     grad_clip: float | None = None    # run.sh --grad_norm (actor and critic), per family
     eta: float | None = None          # run.sh --eta: weight of the Q loss, per family
-    lr_decay_steps: int = 100_000     # run.sh --lr_decay: cosine to --lr_min 0 over max_iters (100 x 1000 for
-                                      # maze2d-umaze/medium, antmaze-medium/large), here stepped every update
+    # lr_decay_steps 0 = the whole run: run.sh --lr_decay, cosine to --lr_min 0 over max_iters, stepped every update
     critic_lr: float = 3e-4           # ql_trainer.py: critic Adam lr 3e-4, no weight decay
     discount: float = 0.99            # --discount 0.99
     tau: float = 0.005                # --tau 0.005 (critic target Polyak rate)

@@ -9,6 +9,7 @@ takes them as an argument) and in how they train and pick the conditioning retur
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,10 +52,23 @@ class SequenceConfig(MethodConfig):
     grad_clip: float = 0.25       # DT/CORL: clip_grad_norm 0.25
 
 
+@dataclass
+class CosineDecayConfig(SequenceConfig):
+    """A sequence model whose learning rate decays by cosine to 0 over its whole run (QT, LSDT): the decay length
+    follows the run's budget, so a short run still anneals instead of stopping at a fraction of its schedule."""
+
+    lr_decay_steps: int = 0       # updates of the cosine decay; 0 = the run's train.steps
+
+    def for_budget(self, steps: int) -> CosineDecayConfig:
+        return dataclasses.replace(self, lr_decay_steps=self.lr_decay_steps or steps)
+
+
 def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int,
                            total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup, then cosine decay to 0 at `total_steps` and 0 after it (LSDT scripts/train.py
     `create_combined_lambda`; with no warmup this is QT's `CosineAnnealingLR(eta_min=0)`)."""
+    if total_steps < 1:
+        raise ValueError("the cosine schedule has no length: build the config with .for_budget(train steps)")
 
     def factor(step: int) -> float:
         if step < warmup_steps:

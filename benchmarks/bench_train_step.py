@@ -37,7 +37,7 @@ def synthetic_dataset(episodes: int = 5, length: int = 200) -> EpisodeDataset:
 def time_update(method: str, overrides: dict, dataset: EpisodeDataset, repeats: int) -> tuple[float, int]:
     config_cls, agent_cls = method_classes(method)
     spec = get_spec(dataset.name)
-    cfg = config_cls(**overrides).for_family(dataset_family(spec))
+    cfg = config_cls(**overrides).for_family(dataset_family(spec)).for_budget(100_000)
     agent = agent_cls(cfg, DataInfo.from_dataset(spec, dataset, cfg.goal_rep))
     sampler = agent.make_sampler(dataset, seed=0)
     agent.update(sampler.sample(cfg.batch_size), 0)  # warm-up (allocations, lazy init)

@@ -52,6 +52,10 @@ class MethodConfig:
                 filled[f.name] = defaults[f.name]
         return dataclasses.replace(self, **filled)
 
+    def for_budget(self, steps: int) -> MethodConfig:
+        """A copy whose whole-run schedules last the run's `steps` updates (baselines.sequence.CosineDecayConfig)."""
+        return self
+
 
 @dataclass
 class DataInfo:

@@ -176,7 +176,7 @@ def train(cfg: RunConfig) -> Path:
     spec = get_spec(cfg.dataset)
     if cfg.train.steps < 1:
         raise ConfigError(f"train.steps must be positive (got {cfg.train.steps})")
-    method_cfg = cfg.method.for_family(dataset_family(spec))
+    method_cfg = cfg.method.for_family(dataset_family(spec)).for_budget(cfg.train.steps)
     cfg = dataclasses.replace(cfg, method=method_cfg, dataset=spec.name)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

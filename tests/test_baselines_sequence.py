@@ -39,7 +39,7 @@ def walk_dataset(lengths=(14, 9, 17), seed=0) -> EpisodeDataset:
 
 def make_agent(method: str, ds: EpisodeDataset, goal_rep: str = "full", **overrides):
     config_cls, agent_cls = method_classes(method)
-    cfg = config_cls(goal_rep=goal_rep, **{**SMALL[method], **overrides}).for_family("ogbench_play")
+    cfg = config_cls(goal_rep=goal_rep, **{**SMALL[method], **overrides}).for_family("ogbench_play").for_budget(100)
     return agent_cls(cfg, DataInfo.from_dataset(SPEC, ds, goal_rep))
 
 
@@ -158,3 +158,21 @@ def test_lsdt_ignores_future_and_padding():
     out = agent.predict_actions(agent.model, edited, edited["returns_to_go"])
     assert torch.allclose(out[:, 2:-1], base[:, 2:-1], atol=1e-6)
     assert not torch.allclose(out[:, -1], base[:, -1])
+
+
+@pytest.mark.parametrize("method", ["qt", "lsdt"])
+def test_cosine_decay_spans_the_run_unless_set(method):
+    config_cls, agent_cls = method_classes(method)
+    cfg = config_cls(**{**SMALL[method], "warmup_steps": 0}).for_family("ogbench_play")
+    assert cfg.for_budget(3000).lr_decay_steps == 3000
+    assert config_cls(lr_decay_steps=500).for_budget(3000).lr_decay_steps == 500
+    agent = agent_cls(cfg.for_budget(10), DataInfo.from_dataset(SPEC, walk_dataset(), "full"))
+    key = next(iter(agent.schedulers))
+    optimizer, scheduler = agent.optimizers[key], agent.schedulers[key]
+    factors = []
+    for _ in range(10):
+        factors.append(optimizer.param_groups[0]["lr"] / cfg.lr)
+        optimizer.step()
+        scheduler.step()
+    assert factors[0] == pytest.approx(1.0) and factors[5] == pytest.approx(0.5)
+    assert optimizer.param_groups[0]["lr"] == 0.0

@@ -21,6 +21,7 @@ PROFILE = config["profile"]
 DATA = f"{config['data_root']}/{PROFILE}"
 RUNS = f"{config['runs_root']}/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
+BENCHMARKS = f"{LOGS}/benchmark"  # per-job wall time and peak memory (Snakemake `benchmark:` TSVs)
 RUN = f"{RUNS}/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}"
 OGBENCH_SUFFIXES = ("-play-v0", "-noisy-v0")
 

@@ -15,6 +15,8 @@ rule generate_ogbench:
     threads: config["data"]["workers"]
     log:
         f"{LOGS}/data/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/data/{{dataset}}.tsv",
     conda:
         "../../environment.yml"
     shell:
@@ -34,6 +36,8 @@ rule generate_maze2d:
         out=lambda wc, output: os.path.dirname(output.train),
     log:
         f"{LOGS}/data/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/data/{{dataset}}.tsv",
     conda:
         "../../environment.yml"
     shell:

@@ -15,6 +15,8 @@ rule evaluate:
         gpu=config["train"]["gpus"],
     log:
         f"{LOGS}/evaluate/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.tsv",
     conda:
         "../../environment.yml"
     shell:

@@ -19,6 +19,8 @@ rule train:
         gpu=config["train"]["gpus"],
     log:
         f"{LOGS}/train/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.tsv",
     conda:
         "../../environment.yml"
     shell:
