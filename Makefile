@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 # Rules call `python -m ...`: the venv goes first on PATH so jobs use its interpreter.
 reproduce: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores $(CORES) --config profile=$(PROFILE) -- main_table
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores $(CORES) --config profile=$(PROFILE) -- main_tables
 
 test: $(STAMP)
 	$(PY) -m pytest

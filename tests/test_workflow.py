@@ -45,7 +45,7 @@ def test_smoke_profile_job_counts():
     runs = methods * (table1 + table2) + ablation + taus
     assert counts["generate_ogbench"] == 2 and counts["generate_maze2d"] == 1
     assert counts["train"] == runs and counts["evaluate"] == runs
-    for rule in ("table1", "table2", "ablation", "tau_sweep", "dt_stats", "aggregate", "claims"):
+    for rule in ("table1", "table2", "ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "claims_main"):
         assert counts[rule] == 1, rule
 
 
@@ -59,11 +59,17 @@ def test_profile_job_counts(profile, runs):
     assert counts["train"] == runs and counts["evaluate"] == runs
 
 
-@pytest.mark.parametrize("target", ["results/table1.csv", "main_table"])
-def test_main_job_for_table1_only_plans_what_it_needs(target):
-    counts = planned_jobs(target, "--config", "profile=smoke", "runs_root=/nonexistent/runs",
+def test_main_job_for_table1_only_plans_what_it_needs():
+    counts = planned_jobs("results/table1.csv", "--config", "profile=smoke", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
-    assert counts["train"] == 7 * 2 and counts["table1"] == 1 and "ablation" not in counts
+    assert counts["train"] == 7 * 2 and counts["table1"] == 1 and "ablation" not in counts and "table2" not in counts
+
+
+def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
+    counts = planned_jobs("main_tables", "--config", "profile=smoke", "runs_root=/nonexistent/runs",
+                          "data_root=/nonexistent/data")
+    assert counts["train"] == 7 * (2 + 1) and counts["table1"] == counts["table2"] == counts["claims_main"] == 1
+    assert not {"ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "figure"} & set(counts), counts
 
 
 def test_study_steps_override_the_training_budget():
@@ -113,6 +119,9 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert "antmaze-large-play-v2" in set(table2["dataset"])  # absent file → a row that says so
     claims = pd.read_csv(results / "claims_check.csv")
     assert set(claims["verdict"]) <= {"not comparable", "missing"}  # smoke is below every paper budget
+    main_claims = pd.read_csv(results / "claims_check_main.csv")  # Tables 1 and 2 only: the rest is missing
+    assert len(main_claims) == len(claims) and main_claims["verdict"].eq("missing").sum() > claims["verdict"].eq(
+        "missing").sum()
     for name in ("ablation", "tau_sweep", "dt_stats", "aggregate"):
         assert len(pd.read_csv(results / f"{name}.csv")) > 0, name
         assert (results / f"{name}.md").stat().st_size and (results / f"{name}.tex").stat().st_size
@@ -136,8 +145,9 @@ def test_smoke_profile_end_to_end(tmp_path):
     # deleting one run's output: the target rules redo that run (not its training) and only what reads it
     deleted = "runs/smoke/main/default/dt/cube-single-play-v0/seed0/eval_episodes.csv"
     (tmp_path / deleted).unlink()
-    jobs, text = planned("main_table")
-    assert jobs == {"evaluate": "1", "table1": "1", "main_table": "1"}, text
+    jobs, text = planned("main_tables")
+    assert jobs == {"evaluate": "1", "table1": "1", "claims_main": "1", "main_tables": "1"}, text
     jobs, text = planned("all")
-    assert jobs == {"evaluate": "1", "table1": "1", "aggregate": "1", "claims": "1", "figure": "3", "all": "1"}, text
-    assert run(target="main_table").returncode == 0 and (tmp_path / deleted).exists()
+    assert jobs == {"evaluate": "1", "table1": "1", "aggregate": "1", "claims": "1", "claims_main": "1", "figure": "3",
+                    "all": "1"}, text
+    assert run(target="main_tables").returncode == 0 and (tmp_path / deleted).exists()
