@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qhyer.report import claims, stats, tables
+from qhyer.report import claims, stats, tables, timing
 from qhyer.report.__main__ import main as report_main
 
 BUDGET = "profile=quick; steps=100; batch=8; episodes_per_task=4"
@@ -270,3 +270,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     bad.write_text("method,dataset\nqhyer\n\"unterminated")
     with pytest.raises(tables.DataError, match="not a readable CSV|lacks|cannot tell"):
         tables.load_episodes([bad])
+
+
+def write_benchmark(path: Path, seconds: float, rss: float = 100.0) -> None:
+    """A Snakemake `benchmark:` TSV (its column layout)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:{int(seconds):02d}\t{rss}\t1\t1\t1\t0\t0\t50\t{seconds}\n")
+
+
+def test_timing_sums_job_time_per_method_and_stage(tmp_path):
+    root = tmp_path / "benchmark"
+    write_benchmark(root / "data" / "cube-single-play-v0.tsv", 30.0)
+    for method, train_s in (("qhyer", 240.0), ("dt", 60.0)):
+        for seed in (0, 1):
+            run = f"main/default/{method}/cube-single-play-v0/seed{seed}.tsv"
+            write_benchmark(root / "train" / run, train_s, rss=500.0 if method == "qhyer" else 200.0)
+            write_benchmark(root / "evaluate" / run, 6.0)
+    jobs = timing.load_benchmarks(root)
+    assert len(jobs) == 9 and set(jobs["seed"].dropna()) == {"0", "1"}
+    table = timing.summary(jobs).set_index("method")
+    assert table.loc["qhyer", "train"] == pytest.approx(8.0) and table.loc["qhyer", "evaluate"] == pytest.approx(0.2)
+    assert table.loc["(data)", "total"] == pytest.approx(0.5) and table.loc["all", "jobs"] == 9
+    assert table.index[0] == "qhyer"  # the costliest method first
+    assert table.loc["all", "total"] == pytest.approx((30 + 2 * 240 + 2 * 60 + 4 * 6) / 60)
+    written = report_main(["timing", "--benchmarks", str(root), "--out", str(tmp_path / "timing.csv")])
+    assert written == 0 and "peak memory of one job: 500 MB" in (tmp_path / "timing.md").read_text()
+    write_benchmark(root / "train" / "stray.tsv", 1.0)
+    with pytest.raises(tables.DataError, match="not a benchmark file"):
+        timing.load_benchmarks(root)
+    with pytest.raises(tables.DataError, match="no benchmark files"):
+        timing.load_benchmarks(tmp_path / "nowhere")

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from qhyer.report import timing
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -127,6 +129,8 @@ def test_smoke_profile_end_to_end(tmp_path):
         assert (results / f"{name}.md").stat().st_size and (results / f"{name}.tex").stat().st_size
     for figure in ("table1", "ablation", "tau", "dt", "gate", "aggregate", "profiles"):
         assert (tmp_path / "paper_figures" / f"{figure}.png").stat().st_size > 0
+    jobs = timing.load_benchmarks(tmp_path / "logs" / "smoke" / "benchmark")  # one benchmark file per job
+    assert jobs["stage"].value_counts().to_dict() == {"train": 7 * 3 + 6 + 2, "evaluate": 7 * 3 + 6 + 2, "data": 3}
 
     def planned(target="all"):
         plan = run("-n", "--quiet", "rules", target=target)

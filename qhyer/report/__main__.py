@@ -8,6 +8,7 @@
     python -m qhyer.report dt_stats  --runs RUN... --out results/dt_stats.csv
     python -m qhyer.report claims    --tables results/{table1,table2,ablation,tau_sweep,dt_stats}.csv
                                      --out results/claims_check.csv [--claims qhyer/report/claims.yaml]
+    python -m qhyer.report timing    --benchmarks logs/quick/benchmark --out results/timing_quick.csv
 
 RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`): episode tables read the
 folder's eval_episodes.csv, dt_stats its metrics.csv and summary.json. `--reps` and `--seed` set the bootstrap.
@@ -19,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from qhyer.errors import ConfigError, cli_main
-from qhyer.report import claims, stats, tables
+from qhyer.report import claims, stats, tables, timing
 
 EPISODE_TABLES = {"table1": tables.table1, "table2": tables.table2, "ablation": tables.ablation,
                   "tau_sweep": tables.tau_sweep, "aggregate": tables.aggregate}
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--tables", nargs="+", type=Path, required=True, help="table CSVs (stems name them)")
     check.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
     check.add_argument("--claims", type=Path, default=claims.CLAIMS_FILE, help="claims file")
+    cost = sub.add_parser("timing", help="job time per method and stage from Snakemake's benchmark files")
+    cost.add_argument("--benchmarks", type=Path, required=True, help="logs/<profile>/benchmark")
+    cost.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
     return parser
 
 
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.target == "claims":
         doc = claims.load_claims(args.claims)
         written = claims.write_check(claims.check_claims(doc, claims.load_tables(args.tables)), doc, args.out)
+    elif args.target == "timing":
+        written = timing.write(args.benchmarks, args.out)
     else:
         if args.reps < 1:
             raise ConfigError(f"--reps must be at least 1 (got {args.reps})")
