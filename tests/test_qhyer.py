@@ -55,7 +55,8 @@ def test_tau_family_defaults_and_range():
     assert QHyerConfig().for_family("ogbench_play").expectile_tau == 0.9
     assert QHyerConfig().for_family("ogbench_noisy").expectile_tau == 0.95
     assert QHyerConfig(expectile_tau=0.7).for_family("ogbench_noisy").expectile_tau == 0.7
-    for bad in (0.5, 1.0, 1.2, 0.3):
+    assert QHyerConfig(expectile_tau=0.5).for_family("ogbench_play").expectile_tau == 0.5  # mean regression
+    for bad in (0.49, 1.0, 1.2, 0.3):
         with pytest.raises(ConfigError, match="expectile_tau"):
             QHyerConfig(expectile_tau=bad).for_family("ogbench_play")
     with pytest.raises(ConfigError, match="expectile_tau is unset"):

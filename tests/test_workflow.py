@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from qhyer.algorithm import QHyerConfig
 from qhyer.report import timing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +74,18 @@ def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
                           "data_root=/nonexistent/data")
     assert counts["train"] == 7 * (2 + 1) and counts["table1"] == counts["table2"] == counts["claims_main"] == 1
     assert not {"ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "figure"} & set(counts), counts
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_every_study_variant_of_a_profile_is_a_valid_qhyer_config(profile):
+    """The ablation grid and τ sweep a profile asks for pass QHyerConfig's validation (the schema alone let
+    τ = 0.5 through to a training job that refused it)."""
+    config = yaml.safe_load((ROOT / "workflow" / "config" / "profiles" / f"{profile}.yaml").read_text())
+    for backbone in config["ablation"]["backbones"]:
+        for conditioning in config["ablation"]["conditionings"]:
+            QHyerConfig(backbone=backbone, conditioning=conditioning).for_family("ogbench_play")
+    for tau in config["tau_sweep"]["taus"]:
+        assert QHyerConfig(expectile_tau=tau).for_family("ogbench_noisy").expectile_tau == tau
 
 
 def test_study_steps_override_the_training_budget():
