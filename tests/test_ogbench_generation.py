@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -171,19 +172,25 @@ def test_a_failed_generation_leaves_no_files(failure, tmp_path, monkeypatch):
 
 
 def test_interrupting_the_cli_exits_130_and_leaves_no_files(tmp_path):
+    """Ctrl-C once the worker pool runs. The job is far longer than the test (200 episodes, minutes), so a slow
+    reader under load cannot let it finish first; the bar's first state `| 0/220 [` marks the pool as up (a plain
+    "0/22" also matched "20/22", near the end of a shorter job: the cause of an earlier flaky exit 0)."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "qhyer.data", "generate", "cube-single-play", "--episodes", "20",
+    proc = subprocess.Popen([sys.executable, "-m", "qhyer.data", "generate", "cube-single-play", "--episodes", "200",
                              "--workers", "2", "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True)
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()
-    deadline = time.monotonic() + 60
-    while "0/22" not in "".join(stderr) and time.monotonic() < deadline:
-        time.sleep(0.1)  # wait for the progress bar (20 + 2 validation episodes): the worker pool is up
-    time.sleep(1.0)
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    try:
+        deadline = time.monotonic() + 120
+        while not re.search(r"\| 0/220 \[", "".join(stderr)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, "".join(stderr)
+        time.sleep(1.0)  # let the workers start their first episodes
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
     reader.join(timeout=5)
     assert "interrupted" in "".join(stderr)
     assert leftovers(out) == []
