@@ -172,12 +172,14 @@ def test_a_failed_generation_leaves_no_files(failure, tmp_path, monkeypatch):
 
 
 def test_interrupting_the_cli_exits_130_and_leaves_no_files(tmp_path):
-    """Ctrl-C once the worker pool runs. The job is far longer than the test (200 episodes, minutes), so a slow
-    reader under load cannot let it finish first; the bar's first state `| 0/220 [` marks the pool as up (a plain
-    "0/22" also matched "20/22", near the end of a shorter job: the cause of an earlier flaky exit 0)."""
+    """Ctrl-C once the worker pool runs. The job is far longer than the test (200 episodes, minutes), so it cannot
+    finish first; the bar's first state `| 0/220 [` marks the pool as up."""
     out = tmp_path / "out"
+    # SIGINT's default disposition for the child: a test run started as a background job without job control
+    # inherits SIGINT ignored (bash does that to asynchronous commands), and Python keeps an ignored SIGINT ignored.
     proc = subprocess.Popen([sys.executable, "-m", "qhyer.data", "generate", "cube-single-play", "--episodes", "200",
-                             "--workers", "2", "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+                             "--workers", "2", "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()
