@@ -111,8 +111,9 @@ class QHyerConfig(MethodConfig):
             raise ConfigError(f"unknown backbone '{self.backbone}'", f"use one of: {', '.join(BACKBONES)}")
         if self.conditioning not in CONDITIONINGS:
             raise ConfigError(f"unknown conditioning '{self.conditioning}'", f"use one of: {', '.join(CONDITIONINGS)}")
-        if self.expectile_tau is not None and not 0.5 <= self.expectile_tau < 1.0:  # 0.5: mean regression, the
-            raise ConfigError(f"expectile_tau must lie in [0.5, 1) (got {self.expectile_tau})",  # sweep's start
+        # τ = 0.5 is plain mean regression, the τ sweep's first point
+        if self.expectile_tau is not None and not 0.5 <= self.expectile_tau < 1.0:
+            raise ConfigError(f"expectile_tau must lie in [0.5, 1) (got {self.expectile_tau})",
                               "the paper uses 0.9 (play) and 0.95 (noisy)")
         if self.context_len < 1 or self.n_layers < 1:
             raise ConfigError("context_len and n_layers must be at least 1")
