@@ -1,0 +1,460 @@
+"""Verdicts that decide whether a paper claim is reproduced, from per-seed scores.
+
+How a verdict is reached
+------------------------
+Inputs are PER-SEED scores: one number per training seed (a seed's mean over its evaluation episodes and
+tasks). Episodes are never pooled across seeds, so every interval measures seed-to-seed training variance.
+
+* Interval. Every quantity decided is a sum of independent means with signs, sum_g c_g * mean(x_g): one
+  method's mean (value claim), the total of a method's means over datasets (total claim), or a difference
+  a - b (ordering or gain claim; per-seed differences when a and b share seeds, two independent means
+  otherwise). Its interval is the Student t-interval with the Welch-Satterthwaite degrees of freedom,
+  estimate +- t_{df} * sqrt(sum_g c_g^2 s_g^2 / n_g); for one mean that is the plain t-interval with df n - 1.
+  Chosen by simulation (`calibrate`; table printed by `python -m qhyer.report.verdicts`): at 3-10 seeds with
+  normally distributed seed scores the t-interval holds its 95% coverage (94-96%), while the percentile
+  bootstrap over seeds covers 75% at 3 seeds, 85% at 5 and 90% at 10, and BCa no better. With skewed seed
+  scores (Beta(1, 5), or success rates where many seeds are near 0) no method holds 95% at so few seeds:
+  the t-interval covers 88-93%, the bootstraps 72-90%. Level: 95% two-sided (`LEVEL`).
+* Value and total claims: an equivalence test in its strict form (TOST with both one-sided tests at 2.5%).
+  With the band claimed +- tolerance: `reproduced` when the whole 95% interval lies inside the band (closed),
+  `below` / `above` when the whole interval lies below / above the band, `inconclusive` otherwise (including
+  fewer than two seeds, where no interval exists). Not finding a difference is never read as equivalence.
+* Ordering and gain claims (a > b for every pair): `reproduced` when every difference's 95% interval lies
+  above 0; `reversed` when some difference's Bonferroni-adjusted interval (level 1 - 0.05 / k over the k
+  differences of the claim) lies below 0; `inconclusive` otherwise. Multiplicity: `reproduced` needs every
+  test to pass (an intersection-union test, Berger 1982), so its false rate is at most 2.5% without any
+  adjustment; `reversed` needs only one difference, so it is Bonferroni-adjusted to keep a false `reversed`
+  at most 2.5% for the claim. The decisive difference is the one with the smallest lower bound (for
+  `reversed`, the smallest adjusted upper bound). Verdicts are per claim; there is no family-wise correction
+  across claims.
+* Zero spread (all seeds equal, e.g. deterministic runs or a saturated success rate): the interval is the
+  point, so the point alone decides. The verdict then rests on seeds that showed no variance, not on a
+  measured uncertainty.
+* `seeds_to_decide` (inconclusive verdicts only; NaN otherwise, and NaN with fewer than two seeds): the seeds
+  per method and dataset that a new study would need for an 80% chance of a decision in the direction the
+  point estimate points, if the measured between-seed sd and difference were the truth (plug-in, so itself
+  uncertain; infinite when the estimate sits exactly on the boundary). It uses the normal-approximation
+  sample-size formulas refined with t quantiles (`seeds_needed`, `seeds_needed_ordering`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from qhyer.errors import ConfigError, DataError, cli_main
+from qhyer.report.stats import LEVEL, SEED
+
+REPRODUCED, BELOW, ABOVE, INCONCLUSIVE, REVERSED = "reproduced", "below", "above", "inconclusive", "reversed"
+VERDICTS = (REPRODUCED, BELOW, ABOVE, INCONCLUSIVE, REVERSED)
+POWER = 0.8  # assumption: the power `seeds_to_decide` plans for (the usual 80%)
+
+Groups = Sequence[np.ndarray]  # per-seed scores of each mean in a signed sum; leading axes = simulated experiments
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One difference a - b of an ordering or gain claim."""
+
+    label: str
+    estimate: float
+    low: float  # bounds of the `level` interval (decides `reproduced`)
+    high: float
+    high_familywise: float  # upper bound at the Bonferroni level (decides `reversed`)
+    method: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A claim's verdict and the evidence behind it.
+
+    Value and total claims: estimate and interval are the measured mean (total) and its CI, `tolerance` the band
+    (claimed - tol, claimed + tol). Difference claims: the decisive difference and its CI; band (0, inf).
+    """
+
+    verdict: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    tolerance: tuple[float, float]
+    n_seeds: int  # the fewest seeds behind any mean in the decision
+    interval_method: str
+    seeds_to_decide: float
+    reason: str
+    differences: tuple[Difference, ...] = ()
+    decisive: str = ""
+
+
+# --- intervals of a signed sum of independent means, vectorised over leading axes -------------------------------
+
+@dataclass(frozen=True)
+class _SignedSum:
+    estimate: np.ndarray
+    se: np.ndarray
+    df: np.ndarray  # Welch-Satterthwaite; inf where the spread is zero (the interval is the point)
+    unit_sd: np.ndarray  # sqrt(sum c_g^2 s_g^2): the sd one seed in every group contributes
+
+
+def _signed_sum(groups: Groups, coefs: Sequence[float]) -> _SignedSum:
+    estimate = sum(c * g.mean(axis=-1) for g, c in zip(groups, coefs, strict=True))
+    sizes = [g.shape[-1] for g in groups]
+    variances = [c * c * g.var(axis=-1, ddof=1) for g, c in zip(groups, coefs, strict=True)]
+    terms = [v / n for v, n in zip(variances, sizes, strict=True)]
+    se2 = sum(terms)
+    denominator = sum(t * t / (n - 1) for t, n in zip(terms, sizes, strict=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = np.where(se2 > 0, se2 * se2 / denominator, np.inf)
+    return _SignedSum(np.asarray(estimate), np.sqrt(se2), df, np.sqrt(sum(variances)))
+
+
+def _t_bounds(s: _SignedSum, level: float) -> tuple[np.ndarray, np.ndarray]:
+    half = sps.t.ppf(1 - (1 - level) / 2, s.df) * s.se
+    return s.estimate - half, s.estimate + half
+
+
+def _bootstrap_bounds(groups: Groups, coefs: Sequence[float], level: float, reps: int, rng: np.random.Generator,
+                      bca: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile (or BCa) interval of the signed sum, each group's seeds resampled independently.
+
+    The multinomial resampling weights are shared by all simulated experiments (leading axes): each
+    experiment's interval is a correct bootstrap interval on its own, and the matrix product is fast.
+    """
+    estimate = sum(c * g.mean(axis=-1) for g, c in zip(groups, coefs, strict=True))
+    replicates = sum(c * (g @ rng.multinomial(g.shape[-1], np.full(g.shape[-1], 1 / g.shape[-1]), reps).T)
+                     / g.shape[-1] for g, c in zip(groups, coefs, strict=True))
+    tail = (1 - level) / 2
+    probs = np.broadcast_to(np.array([tail, 1 - tail]), (*np.shape(estimate), 2))
+    if bca:
+        # Efron & Tibshirani (1993) ch. 14: bias from the replicates below the estimate, acceleration from the
+        # empirical influence values c_g (x - mean_g) / n_g of every seed in every group.
+        below = (replicates < estimate[..., None]).mean(-1) + 0.5 * (replicates == estimate[..., None]).mean(-1)
+        z0 = sps.norm.ppf(np.clip(below, 1 / reps, 1 - 1 / reps))
+        influence = [c * (g - g.mean(-1, keepdims=True)) / g.shape[-1] for g, c in zip(groups, coefs, strict=True)]
+        cube = sum((u ** 3).sum(-1) for u in influence)
+        square = sum((u ** 2).sum(-1) for u in influence)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accel = np.where(square > 0, cube / (6 * square ** 1.5), 0.0)
+        z = sps.norm.ppf(probs) + z0[..., None]
+        probs = sps.norm.cdf(z0[..., None] + z / (1 - accel[..., None] * z))
+    ordered = np.sort(replicates, axis=-1)
+    index = np.clip(np.rint(probs * (reps - 1)).astype(int), 0, reps - 1)
+    bounds = np.take_along_axis(ordered, index, axis=-1)
+    return bounds[..., 0], bounds[..., 1]
+
+
+INTERVALS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "t": lambda groups, coefs, level, reps, rng: _t_bounds(_signed_sum(groups, coefs), level),
+    "percentile": lambda groups, coefs, level, reps, rng: _bootstrap_bounds(groups, coefs, level, reps, rng, False),
+    "bca": lambda groups, coefs, level, reps, rng: _bootstrap_bounds(groups, coefs, level, reps, rng, True),
+}
+
+
+def _band_codes(low: np.ndarray, high: np.ndarray, band_low: float, band_high: float) -> np.ndarray:
+    """Equivalence verdicts as strings, vectorised."""
+    return np.select([(low >= band_low) & (high <= band_high), high < band_low, low > band_high],
+                     [REPRODUCED, BELOW, ABOVE], INCONCLUSIVE)
+
+
+# --- sample sizes ----------------------------------------------------------------------------------------------
+
+def _planned_seeds(sd: float, margin: float, alpha: float, beta: float, t_quantiles: bool) -> float:
+    """Smallest n >= 2 (an interval needs two seeds) with n >= ((q_{1-alpha} + q_{1-beta}) sd / margin)^2,
+    q the normal quantiles, or the t_{n-1} ones when `t_quantiles`."""
+    if margin <= 0:
+        return math.inf
+    n = max(2, math.ceil(((sps.norm.ppf(1 - alpha) + sps.norm.ppf(1 - beta)) * sd / margin) ** 2))
+    if not t_quantiles:
+        return float(n)
+    while n < ((sps.t.ppf(1 - alpha, n - 1) + sps.t.ppf(1 - beta, n - 1)) * sd / margin) ** 2:
+        n += 1  # t quantiles only shrink with n, so the first n that satisfies the inequality is the answer
+    return float(n)
+
+
+def seeds_needed(sd: float, diff: float, tolerance: float, alpha: float = 0.05, power: float = POWER,
+                 t_quantiles: bool = True) -> float:
+    """Seeds for an equivalence test (TOST) within +-`tolerance` to pass with probability `power`.
+
+    n = ((z_{1-alpha} + z_{1-beta}) sd / (tolerance - |diff|))^2 with beta = 1 - power, and beta / 2 when
+    diff = 0 (both one-sided tests must pass); infinite when |diff| >= tolerance. With `t_quantiles` the z
+    quantiles are replaced by t_{n-1} ones and n is the smallest integer that satisfies the inequality.
+    """
+    beta = (1 - power) / 2 if diff == 0 else 1 - power
+    return _planned_seeds(sd, tolerance - abs(diff), alpha, beta, t_quantiles)
+
+
+def seeds_needed_ordering(sd_diff: float, effect: float, alpha: float = 0.05, power: float = POWER,
+                          t_quantiles: bool = True) -> float:
+    """Seeds for a one-sided test of a difference `effect` (> 0) with per-seed sd `sd_diff`; inf when effect <= 0.
+
+    n = ((z_{1-alpha} + z_{1-beta}) sd_diff / effect)^2, refined with t quantiles as in `seeds_needed`.
+    """
+    return _planned_seeds(sd_diff, effect, alpha, 1 - power, t_quantiles)
+
+
+# --- verdicts ----------------------------------------------------------------------------------------------------
+
+def _seed_scores(scores: object, what: str) -> np.ndarray:
+    array = np.asarray(scores, dtype=float)
+    if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
+        raise DataError(f"{what}: expected a non-empty 1-D array of finite per-seed scores, got shape "
+                        f"{array.shape}", "pass one number per training seed")
+    return array
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ConfigError(f"level {level} is not in (0, 1)", "use e.g. 0.95")
+
+
+def _band_decision(groups: list[np.ndarray], claimed: float, tolerance: float, level: float,
+                   method: str) -> Decision:
+    """The equivalence decision for the sum of `groups`' means against `claimed` +- `tolerance`."""
+    _check_level(level)
+    if not tolerance >= 0:
+        raise ConfigError(f"tolerance {tolerance} is negative", "give the half-width of the band, >= 0")
+    band = (claimed - tolerance, claimed + tolerance)
+    fewest = min(len(g) for g in groups)
+    if fewest < 2:
+        estimate = float(sum(g.mean() for g in groups))
+        return Decision(INCONCLUSIVE, estimate, math.nan, math.nan, band, fewest, "no interval (fewer than 2 seeds)",
+                        math.nan, f"{fewest} seed: no between-seed spread, so no interval; run at least 2 seeds")
+    s = _signed_sum(groups, [1.0] * len(groups))
+    low, high = (float(b) for b in _t_bounds(s, level))
+    verdict = str(_band_codes(np.array(low), np.array(high), *band))
+    estimate, unit_sd = float(s.estimate), float(s.unit_sd)
+    shown = f"{estimate:.4g} [{low:.4g}, {high:.4g}] vs band [{band[0]:.4g}, {band[1]:.4g}]"
+    reason = {REPRODUCED: f"{shown}: the interval lies inside the band",
+              BELOW: f"{shown}: the interval lies below the band", ABOVE: f"{shown}: the interval lies above the band",
+              INCONCLUSIVE: f"{shown}: the interval crosses a band edge"}[verdict]
+    if s.se == 0:
+        reason += " (zero spread across seeds: the interval is the point)"
+    seeds = math.nan
+    if verdict == INCONCLUSIVE:
+        alpha, gap = (1 - level) / 2, abs(estimate - claimed)
+        seeds = (seeds_needed(unit_sd, gap, tolerance, alpha) if gap < tolerance
+                 else seeds_needed_ordering(unit_sd, gap - tolerance, alpha))
+    return Decision(verdict, estimate, low, high, band, fewest, f"{method} (df {float(s.df):.3g}), {level:.0%}",
+                    seeds, reason)
+
+
+def value_verdict(scores: object, claimed: float, tolerance: float, level: float = LEVEL) -> Decision:
+    """Is the mean of per-seed `scores` equal to `claimed` within +-`tolerance`? (t-interval, df n - 1)."""
+    array = _seed_scores(scores, "value claim")
+    return _band_decision([array], claimed, tolerance, level, f"t-interval over {len(array)} seeds")
+
+
+def total_verdict(per_dataset_scores: Mapping[str, object] | Sequence[object], claimed: float, tolerance: float,
+                  level: float = LEVEL) -> Decision:
+    """Is a method's total over datasets (sum of per-dataset mean scores) equal to `claimed` within +-`tolerance`?
+
+    Each dataset's seeds are independent runs, so the variance of the total is the sum of the per-dataset
+    variances of the mean; the interval is a t-interval with Welch-Satterthwaite degrees of freedom.
+    """
+    items = per_dataset_scores.items() if isinstance(per_dataset_scores, Mapping) else enumerate(per_dataset_scores)
+    groups = [_seed_scores(s, f"total claim, dataset {name}") for name, s in items]
+    if not groups:
+        raise DataError("total claim: no datasets given", "pass one array of per-seed scores per dataset")
+    sizes = ", ".join(str(len(g)) for g in groups)
+    return _band_decision(groups, claimed, tolerance, level,
+                          f"Welch-Satterthwaite t-interval of the sum over {len(groups)} datasets ({sizes} seeds)")
+
+
+def _side(scores: object, what: str) -> list[np.ndarray]:
+    """One side of a difference: per-seed scores, or a list of per-dataset scores whose means are summed."""
+    if not isinstance(scores, list | tuple) or all(np.ndim(s) == 0 for s in scores):
+        return [_seed_scores(scores, what)]
+    return [_seed_scores(s, f"{what}, dataset {i}") for i, s in enumerate(scores)]
+
+
+def difference_verdict(pairs: Sequence[tuple[object, object]], level: float = LEVEL,
+                       labels: Sequence[str] | None = None, paired: bool | None = None) -> Decision:
+    """Is a > b for every (a, b) in `pairs`? (ordering and gain claims).
+
+    A side is an array of per-seed scores, or a list of such arrays, one per dataset, for a total over datasets
+    (a gain in a total). Two arrays of the same length are paired by seed (`paired=None`, the default): the
+    interval is a t-interval of the per-seed differences, df n - 1. Otherwise, or with `paired=False`, the
+    sides are independent and the interval is Welch's (Welch-Satterthwaite df over every dataset's mean).
+    """
+    _check_level(level)
+    if not pairs:
+        raise DataError("ordering claim: no pairs given", "pass (a_scores, b_scores) for every a > b of the claim")
+    labels = list(labels) if labels is not None else [f"pair {i + 1}" for i in range(len(pairs))]
+    if len(labels) != len(pairs):
+        raise ConfigError(f"{len(labels)} labels for {len(pairs)} pairs", "give one label per pair")
+    familywise = 1 - (1 - level) / len(pairs)
+    differences, sums, fewest = [], [], math.inf
+    for label, (a, b) in zip(labels, pairs, strict=True):
+        a_groups, b_groups = _side(a, f"{label}, a"), _side(b, f"{label}, b")
+        pair_seeds = len(a_groups) == len(b_groups) == 1 and len(a_groups[0]) == len(b_groups[0])
+        if paired and not pair_seeds:
+            raise DataError(f"{label}: paired needs one array per side, of the same length",
+                            "pass paired=False for independent seeds")
+        if pair_seeds and paired is not False:
+            groups, coefs, method = [a_groups[0] - b_groups[0]], [1.0], f"paired t over {len(a_groups[0])} seeds"
+        else:
+            groups, coefs = a_groups + b_groups, [1.0] * len(a_groups) + [-1.0] * len(b_groups)
+            method = (f"Welch t ({'+'.join(str(len(g)) for g in a_groups)} vs "
+                      f"{'+'.join(str(len(g)) for g in b_groups)} seeds)")
+        fewest = min(fewest, *(len(g) for g in groups))
+        if min(len(g) for g in groups) < 2:
+            estimate = float(sum(c * g.mean() for g, c in zip(groups, coefs, strict=True)))
+            differences.append(Difference(label, estimate, math.nan, math.nan, math.nan, f"{method}: no interval"))
+            sums.append(None)
+            continue
+        s = _signed_sum(groups, coefs)
+        low, high = (float(x) for x in _t_bounds(s, level))
+        high_fw = float(_t_bounds(s, familywise)[1])
+        differences.append(Difference(label, float(s.estimate), low, high, high_fw, f"{method}, df {float(s.df):.3g}"))
+        sums.append(s)
+    described = f"t-intervals, {level:.0%} per difference; reversed at Bonferroni {familywise:.4g} over {len(pairs)}"
+    return _ordering_decision(differences, sums, level, familywise, int(fewest), described)
+
+
+def _ordering_decision(differences: list[Difference], sums: list[_SignedSum | None], level: float,
+                       familywise: float, fewest: int, described: str) -> Decision:
+    undefined = [d for d, s in zip(differences, sums, strict=True) if s is None]
+    if undefined:
+        return Decision(INCONCLUSIVE, undefined[0].estimate, math.nan, math.nan, (0.0, math.inf), fewest, described,
+                        math.nan, f"{', '.join(d.label for d in undefined)}: fewer than 2 seeds, so no interval; "
+                        "run at least 2 seeds", tuple(differences), undefined[0].label)
+    reversed_ = [d for d in differences if d.high_familywise < 0]
+    if reversed_:
+        decisive = min(reversed_, key=lambda d: d.high_familywise)
+        verdict = REVERSED
+        reason = (f"{decisive.label}: a - b = {decisive.estimate:.4g}, upper bound {decisive.high_familywise:.4g} "
+                  f"< 0 at level {familywise:.4g}")
+    else:
+        decisive = min(differences, key=lambda d: d.low)
+        verdict = REPRODUCED if decisive.low > 0 else INCONCLUSIVE
+        reason = (f"{decisive.label}: a - b = {decisive.estimate:.4g} [{decisive.low:.4g}, {decisive.high:.4g}]"
+                  + (": every interval lies above 0" if verdict == REPRODUCED else ": the interval reaches 0"))
+    seeds = math.nan
+    if verdict == INCONCLUSIVE:
+        one_sided = (1 - level) / 2
+        wrong_way = [(d, s) for d, s in zip(differences, sums, strict=True) if d.estimate < 0]
+        if wrong_way:  # the estimates point at a reversal: the fewest seeds that would show one
+            seeds = min(seeds_needed_ordering(float(s.unit_sd), -d.estimate, one_sided / len(differences))
+                        for d, s in wrong_way)
+        else:  # every difference must be shown positive
+            seeds = max(seeds_needed_ordering(float(s.unit_sd), d.estimate, one_sided)
+                        for d, s in zip(differences, sums, strict=True))
+    return Decision(verdict, decisive.estimate, decisive.low, decisive.high, (0.0, math.inf), fewest, described,
+                    seeds, reason, tuple(differences), decisive.label)
+
+
+# --- calibration by simulation -----------------------------------------------------------------------------------
+# Assumptions of the simulation (what "calibrated" is checked against):
+CALIBRATION_SEEDS = (3, 5, 8, 10)  # seeds per method and dataset
+TOLERANCE_SD = 1.0  # a claim's tolerance, in between-seed sds of the decided quantity (per-seed total/difference)
+TOTAL_SDS = (1.0, 2.0, 0.5)  # between-seed sds of the datasets in a total: unequal, so Welch-Satterthwaite matters
+ORDERING_SDS = (1.0, 2.0)  # between-seed sds of a and b in each of the ORDERING_PAIRS unpaired differences
+ORDERING_PAIRS = 2
+SUCCESS_EPISODES = 50  # episodes behind a simulated success rate
+
+
+def _standardised(draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray], mean: float, sd: float):
+    return lambda rng, shape: (draw(rng, shape) - mean) / sd
+
+
+def _success_rate() -> Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]:
+    """Per-seed success rate: rate ~ Beta(0.6, 2.4) per seed (many seeds near 0), then a binomial over episodes."""
+    a, b, m = 0.6, 2.4, SUCCESS_EPISODES
+    mean, var_rate = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
+    var = var_rate + (mean - var_rate - mean ** 2) / m  # Var E[X|p] + E Var[X|p]
+    return _standardised(lambda rng, shape: rng.binomial(m, rng.beta(a, b, shape)) / m, mean, math.sqrt(var))
+
+
+# Seed-score distributions, standardised to mean 0 and sd 1.
+DISTRIBUTIONS = {
+    "normal": lambda rng, shape: rng.standard_normal(shape),
+    "beta(1,5)": _standardised(lambda rng, shape: rng.beta(1, 5, shape), 1 / 6, math.sqrt(5 / 252)),
+    "success rate": _success_rate(),
+}
+
+
+def _band_rates(low: np.ndarray, high: np.ndarray, tolerance: float) -> dict[str, float]:
+    """Verdict rates of intervals around a true value 0, for a claim at the truth and two tolerances away."""
+    at_truth = _band_codes(low, high, -tolerance, tolerance)
+    far = [_band_codes(low, high, c - tolerance, c + tolerance) for c in (-2 * tolerance, 2 * tolerance)]
+    return {"coverage": float(((low <= 0) & (high >= 0)).mean()),
+            "false_call": float(np.isin(at_truth, [BELOW, ABOVE]).mean()),
+            "false_reproduced": max(float((codes == REPRODUCED).mean()) for codes in far),
+            "reproduced_when_true": float((at_truth == REPRODUCED).mean())}
+
+
+def _ordering_rates(bounds: list[tuple[np.ndarray, np.ndarray]], familywise: list[np.ndarray],
+                    unit_sd: float) -> dict[str, float]:
+    """Verdict rates of intervals of differences whose truth is 0 (all intervals shift with the truth)."""
+    lows = np.stack([low for low, _ in bounds])
+    return {"coverage": float(np.mean([((low <= 0) & (high >= 0)).mean() for low, high in bounds])),
+            "false_call": float((np.stack(familywise) < 0).any(axis=0).mean()),
+            # least favourable truth for "every a > b": one difference 0, the others far above 0
+            "false_reproduced": max(float((lows > 0).all(axis=0).mean()), float((lows > 0).mean(axis=1).max())),
+            "reproduced_when_true": float((lows + TOLERANCE_SD * unit_sd > 0).all(axis=0).mean())}
+
+
+def calibrate(n_seeds: Sequence[int] = CALIBRATION_SEEDS, distributions: Sequence[str] = tuple(DISTRIBUTIONS),
+              methods: Sequence[str] = tuple(INTERVALS), procedures: Sequence[str] = ("value", "total", "ordering"),
+              experiments: int = 2000, reps: int = 1000, level: float = LEVEL, seed: int = SEED) -> pd.DataFrame:
+    """Coverage and verdict rates of each interval method by simulation; deterministic given `seed`.
+
+    Columns: coverage (intervals that contain the truth); false_call (value, total: `below`/`above` when the
+    truth equals the claim; ordering: `reversed` when every true difference is 0); false_reproduced (value,
+    total: `reproduced` when the truth is two tolerances from the claim, worse side; ordering: `reproduced`
+    when one true difference is 0, worse of the others 0 or far above 0); reproduced_when_true (value,
+    total: truth equal to the claim; ordering: every true difference one per-seed sd above 0).
+    """
+    unknown = sorted(set(distributions) - DISTRIBUTIONS.keys()) + sorted(set(methods) - INTERVALS.keys())
+    if unknown:
+        raise ConfigError(f"unknown distribution or method {', '.join(unknown)}",
+                          f"choose from {', '.join(DISTRIBUTIONS)} and {', '.join(INTERVALS)}")
+    rows = []
+    for procedure in procedures:
+        for name in distributions:
+            for n in n_seeds:
+                rng = np.random.default_rng([seed, n, list(DISTRIBUTIONS).index(name)])
+                draw = DISTRIBUTIONS[name]
+                if procedure == "ordering":
+                    groups = [[sd * draw(rng, (experiments, n)) for sd in ORDERING_SDS] for _ in range(ORDERING_PAIRS)]
+                else:
+                    sds = (1.0,) if procedure == "value" else TOTAL_SDS
+                    groups = [sd * draw(rng, (experiments, n)) for sd in sds]
+                for method in methods:
+                    interval = INTERVALS[method]
+                    if procedure == "ordering":
+                        familywise_level = 1 - (1 - level) / ORDERING_PAIRS
+                        bounds = [interval(g, (1.0, -1.0), level, reps, rng) for g in groups]
+                        familywise = [interval(g, (1.0, -1.0), familywise_level, reps, rng)[1] for g in groups]
+                        rates = _ordering_rates(bounds, familywise, math.hypot(*ORDERING_SDS))
+                    else:
+                        low, high = interval(groups, [1.0] * len(groups), level, reps, rng)
+                        rates = _band_rates(low, high, TOLERANCE_SD * math.sqrt(sum(sd * sd for sd in sds)))
+                    rows.append({"procedure": procedure, "distribution": name, "seeds": n, "method": method, **rates})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m qhyer.report.verdicts",
+                                     description="Print the calibration table of the verdict intervals.")
+    parser.add_argument("--experiments", type=int, default=2000, help="simulated experiments per cell")
+    parser.add_argument("--reps", type=int, default=1000, help="bootstrap replicates per interval")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(CALIBRATION_SEEDS), help="seeds per run")
+    parser.add_argument("--seed", type=int, default=SEED, help="random seed of the simulation")
+    args = parser.parse_args()
+    if args.experiments < 10 or args.reps < 10 or min(args.seeds) < 2:
+        raise ConfigError("--experiments and --reps must be >= 10 and --seeds >= 2")
+    table = calibrate(args.seeds, experiments=args.experiments, reps=args.reps, seed=args.seed)
+    mc_se = math.sqrt(LEVEL * (1 - LEVEL) / args.experiments)
+    print(f"Nominal level {LEVEL:.0%}; {args.experiments} simulated experiments per row (Monte-Carlo standard error "
+          f"of a 95% coverage {mc_se:.3f}); tolerance {TOLERANCE_SD:g} sd. Columns: `calibrate` docstring.")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    cli_main(main)
