@@ -18,6 +18,7 @@ Inference, two stages per step: Q̂_φ(s_t, g) becomes the Q token of step t, th
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import ClassVar
@@ -46,6 +47,15 @@ from qhyer.models.layers import GaussianActionHead, interleave, masked_mean, tok
 
 CONDITIONINGS = (*CRITICS, "none", "rtg")
 Q, STATE_GOAL, ACTION = range(3)  # token kinds, in their order within a timestep
+
+# Hindsight goal mix per conditioning (QHyerConfig.CONDITIONING_DEFAULTS), both assumptions. The Q-conditioned
+# variants (and 'none') train on futures only, as the critic models reaching goals: half geometric (discounted
+# occupancy, C-learning), half uniform over the rest of the episode (long horizons). 'rtg' takes DT's mix in this
+# harness (baselines/sequence.py SequenceConfig's p_* fields; a test keeps them equal): its 20 % random dataset
+# states are almost never reached later in the window's episode and give return-to-go 0, so the token is not a
+# constant 1 (tests/test_qhyer.py derives the expected share of zeros).
+FUTURE_GOAL_MIX = {"p_current": 0.0, "p_future_geometric": 0.5, "p_future_uniform": 0.5, "p_random": 0.0}
+DT_GOAL_MIX = {"p_current": 0.0, "p_future_geometric": 0.5, "p_future_uniform": 0.3, "p_random": 0.2}
 
 
 @dataclass
@@ -79,10 +89,11 @@ class QHyerConfig(MethodConfig):
     lambda_bc: float = 1.0                     # assumption
     lambda_q: float = 1.0                      # assumption
     # --- hindsight goals (qhyer.data.samplers), relative to each window's last step -------------------------
-    p_current: float = 0.0                     # assumption: goals are futures only (the critic models reaching them)
-    p_future_geometric: float = 0.5            # assumption: half geometric (discounted occupancy, C-learning)...
-    p_future_uniform: float = 0.5              # ...half uniform over the rest of the episode (long-horizon goals)
-    p_random: float = 0.0                      # assumption
+    # None = CONDITIONING_DEFAULTS[conditioning]; an explicit value wins (the four must still sum to 1)
+    p_current: float | None = None
+    p_future_geometric: float | None = None
+    p_future_uniform: float | None = None
+    p_random: float | None = None
     discount: float = 0.99                     # assumption: geometric offsets ~ Geom(1 − 0.99) (OGBench discount)
     # --- optimisation (assumption: LSDT scripts/train.py unless noted) ---------------------------------------
     lr: float = 1e-4                           # AdamW, sequence model and Q̂ head
@@ -100,17 +111,26 @@ class QHyerConfig(MethodConfig):
         "antmaze": {"expectile_tau": 0.9},         # assumption: play/diverse data, as play
     }
 
+    CONDITIONING_DEFAULTS: ClassVar = {**dict.fromkeys((*CRITICS, "none"), FUTURE_GOAL_MIX), "rtg": DT_GOAL_MIX}
+
     def for_family(self, family: str) -> QHyerConfig:
-        cfg = super().for_family(family)
+        """A copy with the goal mix filled from CONDITIONING_DEFAULTS and τ from FAMILY_DEFAULTS, validated."""
+        self._check_conditioning()
+        unset = {key: value for key, value in self.CONDITIONING_DEFAULTS[self.conditioning].items()
+                 if getattr(self, key) is None}
+        cfg = super(QHyerConfig, dataclasses.replace(self, **unset)).for_family(family)
         cfg.validate()
         return cfg
 
-    def validate(self) -> None:
-        """ConfigError for any invalid switch or value (τ may still be None: the family fills it)."""
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"unknown backbone '{self.backbone}'", f"use one of: {', '.join(BACKBONES)}")
+    def _check_conditioning(self) -> None:
         if self.conditioning not in CONDITIONINGS:
             raise ConfigError(f"unknown conditioning '{self.conditioning}'", f"use one of: {', '.join(CONDITIONINGS)}")
+
+    def validate(self) -> None:
+        """ConfigError for any invalid switch or value (None fields may remain: for_family fills them)."""
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone '{self.backbone}'", f"use one of: {', '.join(BACKBONES)}")
+        self._check_conditioning()
         # τ = 0.5 is plain mean regression, the τ sweep's first point
         if self.expectile_tau is not None and not 0.5 <= self.expectile_tau < 1.0:
             raise ConfigError(f"expectile_tau must lie in [0.5, 1) (got {self.expectile_tau})",
@@ -121,11 +141,15 @@ class QHyerConfig(MethodConfig):
             raise ConfigError(f"embed_dim {self.embed_dim} is not divisible by n_heads {self.n_heads}")
         if self.q_clip <= 0 or self.goal_noise < 0:
             raise ConfigError("q_clip must be positive and goal_noise non-negative")
-        self.goal_sampling()  # probabilities and discount
+        if all(p is not None for p in self.goal_mix):
+            self.goal_sampling()  # probabilities and discount
+
+    @property
+    def goal_mix(self) -> tuple[float | None, ...]:
+        return (self.p_current, self.p_future_geometric, self.p_future_uniform, self.p_random)
 
     def goal_sampling(self) -> GoalSampling:
-        return GoalSampling(self.p_current, self.p_future_geometric, self.p_future_uniform, self.p_random,
-                            self.discount)
+        return GoalSampling(*self.goal_mix, self.discount)
 
 
 class DecisionModel(nn.Module):
@@ -170,8 +194,9 @@ class QHyerAgent(Agent):
     def __init__(self, cfg: QHyerConfig, info: DataInfo):
         super().__init__(cfg, info)
         cfg.validate()
-        if cfg.expectile_tau is None:
-            raise ConfigError("expectile_tau is unset", "call QHyerConfig.for_family(family) or set it explicitly")
+        unset = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) is None]
+        if unset:
+            raise ConfigError(f"{', '.join(unset)} unset", "call QHyerConfig.for_family(family) or set them explicitly")
         self.model = DecisionModel(cfg, info)
         self.critic = self._make_critic(cfg, info)
         self.q_head = (ExpectileHead(info.obs_dim, info.goal_dim, cfg.q_head_hidden)
@@ -241,9 +266,10 @@ class QHyerAgent(Agent):
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Validation losses plus, per layer ('…/layer{i}') and averaged over layers, over real tokens: mean Δ_t,
-        mean Ā_t = exp(Δ_t A) (over tokens, channels and state dims), effective memory 1/(1 − mean Ā_t) in tokens
-        (3 per timestep), and the gate's attention share mean α.
+        """Validation losses plus the backbone's statistics over real tokens, per layer ('…/layer{i}') and averaged
+        over layers: `delta_mean`, Ā_t under each definition of ABAR_DEFINITIONS with its memory (`mamba_memory`),
+        and the gate's attention share `gate_attention_share` (mean α). The averaged memories (and exp(−Δ̄)) are
+        computed from the layer-averaged Δ̄ and Ā.
 
         The critics' training noise (goal dequantisation, CVAE sample) is drawn from a fixed seed on a forked RNG,
         so validation is comparable over time and leaves the training random stream (and resume) untouched."""
@@ -254,23 +280,17 @@ class QHyerAgent(Agent):
         tokens = token_mask(batch["mask"], 3)
         per_layer: dict[str, list[torch.Tensor]] = defaultdict(list)
         for i, (layer, block) in enumerate(zip(stats, self.model.backbone.blocks, strict=True)):
-            values = {}
-            if "delta" in layer:
-                abar = torch.exp(layer["delta"][..., None] * block.mamba.A).mean((-2, -1))   # (b, 3K)
-                values["delta_mean"] = masked_mean(layer["delta"].mean(-1), tokens)
-                values["abar_mean"] = masked_mean(abar, tokens)
-                values["effective_memory"] = 1.0 / (1.0 - values["abar_mean"])
+            values = mamba_memory(block.mamba.decay_means(layer["delta"], tokens)) if "delta" in layer else {}
             if "gate" in layer:
                 values["gate_attention_share"] = masked_mean(layer["gate"], tokens)
             for key, value in values.items():
                 metrics[f"{key}/layer{i}"] = value
                 per_layer[key].append(value)
-        for key in ("delta_mean", "abar_mean", "gate_attention_share"):
-            if per_layer[key]:
-                metrics[key] = torch.stack(per_layer[key]).mean()
-        if "abar_mean" in metrics:
-            metrics["effective_memory"] = 1.0 / (1.0 - metrics["abar_mean"])
-        return _floats(metrics)
+        averaged = {key: torch.stack(per_layer[key]).mean() for key in (*LAYER_MEANS, "gate_attention_share")
+                    if per_layer[key]}
+        if "delta_mean" in averaged:
+            averaged = mamba_memory(averaged)
+        return _floats({**metrics, **averaged})
 
     def policy(self) -> QHyerPolicy:
         return QHyerPolicy(self)
@@ -284,6 +304,24 @@ class QHyerAgent(Agent):
             rtg = np.maximum(self.cfg.rtg_target - past_rewards.sum(1), 0.0)
             return torch.as_tensor(rtg, dtype=s.dtype, device=s.device)
         return torch.zeros(len(s), device=s.device)
+
+
+# Ā_t definitions, each a candidate reading of the paper's "mean Ā_t" (README, Instrumentation): the mean of
+# exp(Δ_t A) over all N state dims ('mean_state'), over state dim 0 only ('first_state'), and exp(−Δ̄), Ā at A = −1
+# from the mean Δ ('exp_mean_delta': the one reading under which a reported Δ̄ alone fixes Ā).
+ABAR_DEFINITIONS = ("mean_state", "first_state", "exp_mean_delta")
+LAYER_MEANS = ("delta_mean", "abar_mean_state", "abar_first_state")  # what Mamba.decay_means returns
+TOKENS_PER_STEP = 3  # (Q_t, [s_t; g], a_t)
+
+
+def mamba_memory(means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`means` with LAYER_MEANS → plus abar_exp_mean_delta = exp(−delta_mean) and, for each Ā definition, the
+    effective memory 1/(1 − Ā) in tokens and in timesteps (tokens / 3: Ā is applied once per token)."""
+    out = {**means, "abar_exp_mean_delta": torch.exp(-means["delta_mean"])}
+    for definition in ABAR_DEFINITIONS:
+        memory = 1.0 / (1.0 - out[f"abar_{definition}"])
+        out[f"memory_tokens_{definition}"], out[f"memory_steps_{definition}"] = memory, memory / TOKENS_PER_STEP
+    return out
 
 
 def _decay_groups(module: nn.Module, extra: nn.Module | None, weight_decay: float) -> list[dict]:

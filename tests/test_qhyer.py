@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.sequence import SequenceConfig
 from qhyer.agent import DataInfo
 from qhyer.algorithm import CONDITIONINGS, DecisionModel, QHyerAgent, QHyerConfig
 from qhyer.data.episodes import EpisodeDataset
@@ -59,7 +60,7 @@ def test_tau_family_defaults_and_range():
     for bad in (0.49, 1.0, 1.2, 0.3):
         with pytest.raises(ConfigError, match="expectile_tau"):
             QHyerConfig(expectile_tau=bad).for_family("ogbench_play")
-    with pytest.raises(ConfigError, match="expectile_tau is unset"):
+    with pytest.raises(ConfigError, match="expectile_tau.* unset"):
         QHyerAgent(QHyerConfig(), DataInfo.from_dataset(SPEC, random_walks(), "full"))
 
 
@@ -176,6 +177,11 @@ def test_every_variant_trains_and_acts(backbone, conditioning):
         assert actions.shape == (3, 2) and np.all(np.abs(actions) <= 1)
 
 
+MAMBA_METRICS = ("delta_mean", "abar_mean_state", "abar_first_state", "abar_exp_mean_delta",
+                 *(f"memory_{unit}_{definition}" for unit in ("tokens", "steps")
+                   for definition in ("mean_state", "first_state", "exp_mean_delta")))
+
+
 def test_validation_instrumentation():
     data = random_walks()
     batch = make_agent(tiny_config(), data).make_sampler(data, seed=1).sample(8)
@@ -183,14 +189,107 @@ def test_validation_instrumentation():
     rng_before = torch.get_rng_state()
     hybrid = agent.validation_metrics(batch)
     assert torch.equal(torch.get_rng_state(), rng_before)  # the training random stream (and resume) is untouched
-    for key in ("delta_mean", "abar_mean", "effective_memory", "gate_attention_share"):
+    for key in (*MAMBA_METRICS, "gate_attention_share"):
         assert key in hybrid and f"{key}/layer0" in hybrid and f"{key}/layer1" in hybrid
-    assert 0 < hybrid["abar_mean"] <= 1 and hybrid["effective_memory"] >= 1 and 0 < hybrid["gate_attention_share"] < 1
-    assert hybrid["delta_mean"] > 0 and {"loss_bc", "loss_critic", "loss_q"} <= hybrid.keys()
+    for definition in ("mean_state", "first_state", "exp_mean_delta"):
+        assert 0 < hybrid[f"abar_{definition}"] <= 1 and hybrid[f"memory_tokens_{definition}"] >= 1
+    # the first state dim decays slowest at init (A = −(1..N)), so it keeps more than the average over dims
+    assert hybrid["abar_first_state"] > hybrid["abar_mean_state"]
+    assert 0 < hybrid["gate_attention_share"] < 1 and hybrid["delta_mean"] > 0
+    assert {"loss_bc", "loss_critic", "loss_q"} <= hybrid.keys()
+    assert not any(key.startswith(("abar_mean/", "effective_memory")) or key == "abar_mean" for key in hybrid)
     mamba = make_agent(tiny_config(backbone="mamba"), data).eval().validation_metrics(batch)
     assert "delta_mean/layer1" in mamba and "gate_attention_share" not in mamba
     attention = make_agent(tiny_config(backbone="attention"), data).eval().validation_metrics(batch)
-    assert not any(key.startswith(("delta", "abar", "effective", "gate")) for key in attention)
+    assert not any(key.startswith(("delta", "abar", "memory", "gate")) for key in attention)
+
+
+def test_mamba_statistics_match_a_hand_computation():
+    """Δ set per channel through dt_proj's bias (zero weight: Δ = softplus(bias) on every token) and A per state
+    dim through A_log; each metric recomputed here from those numbers, per layer and averaged over layers."""
+    data = random_walks(length=15)
+    cfg = tiny_config(backbone="mamba", context_len=8, d_state=3, dropout=0.0)
+    agent = make_agent(cfg, data).eval()
+    d_inner = agent.model.backbone.blocks[0].mamba.D.shape[0]
+    deltas = [np.full(d_inner, 0.38), np.linspace(0.2, 1.5, d_inner)]   # (d_inner,) per layer
+    rates = [np.array([0.22, 1.0, 3.0]), np.array([0.5, 2.0, 4.0])]     # |A| per state dim, every channel
+    with torch.no_grad():
+        for block, delta, rate in zip(agent.model.backbone.blocks, deltas, rates, strict=True):
+            delta_t = torch.as_tensor(delta, dtype=torch.float32)
+            block.mamba.dt_proj.weight.zero_()
+            block.mamba.dt_proj.bias.copy_(delta_t + torch.log(-torch.expm1(-delta_t)))  # inverse softplus
+            block.mamba.A_log.copy_(torch.log(torch.as_tensor(rate, dtype=torch.float32)).repeat(d_inner, 1))
+    batch = agent.make_sampler(data, seed=2).sample(64)
+    # a tenth or more of the steps are padding, where Δ = 0 (Ā = 1): counting them would move every mean by
+    # far more than the tolerance below
+    assert batch["mask"].float().mean() < 0.9
+    metrics = agent.validation_metrics(batch)
+
+    def expected(delta_mean, abar_mean_state, abar_first_state):
+        abar = {"mean_state": abar_mean_state, "first_state": abar_first_state, "exp_mean_delta": np.exp(-delta_mean)}
+        return {"delta_mean": delta_mean, **{f"abar_{key}": value for key, value in abar.items()},
+                **{f"memory_tokens_{key}": 1 / (1 - value) for key, value in abar.items()},
+                **{f"memory_steps_{key}": 1 / (1 - value) / 3 for key, value in abar.items()}}
+
+    layers = [expected(delta.mean(), np.exp(-np.outer(delta, rate)).mean(), np.exp(-delta * rate[0]).mean())
+              for delta, rate in zip(deltas, rates, strict=True)]
+    averaged = expected(*(np.mean([layer[key] for layer in layers])
+                          for key in ("delta_mean", "abar_mean_state", "abar_first_state")))
+    assert averaged.keys() == set(MAMBA_METRICS)
+    for key, value in averaged.items():
+        for i, layer in enumerate(layers):
+            assert metrics[f"{key}/layer{i}"] == pytest.approx(layer[key], rel=1e-5), (key, i)
+        assert metrics[key] == pytest.approx(value, rel=1e-5), key
+    # layer 0 replays the card's play pair: Δ = 0.38 with |A_0| = 0.22 gives Ā = 0.92 on the first state dim
+    assert metrics["abar_first_state/layer0"] == pytest.approx(0.92, abs=0.005)
+
+
+# --- hindsight goals -----------------------------------------------------------------------------------------------
+def test_goal_mix_follows_conditioning_and_explicit_values_win():
+    rtg = QHyerConfig(conditioning="rtg").for_family("ogbench_play")
+    dt_goals = SequenceConfig().goal_sampling()
+    assert rtg.goal_sampling() == dt_goals                           # DT's relabelling in this harness
+    assert dataclasses.asdict(rtg)["p_random"] == dt_goals.p_random > 0  # recorded in method_config.json
+    for conditioning in ("nf", "crl", "cvae", "none"):
+        cfg = QHyerConfig(conditioning=conditioning).for_family("ogbench_play")
+        assert cfg.p_random == 0 and cfg.p_current == 0              # futures only: the critic models reaching them
+        assert cfg.p_future_geometric + cfg.p_future_uniform == 1
+    explicit = QHyerConfig(conditioning="rtg", p_random=0.0, p_future_uniform=0.5).for_family("ogbench_play")
+    assert (explicit.p_random, explicit.p_future_uniform, explicit.p_future_geometric) == (0.0, 0.5, 0.5)
+    with pytest.raises(ConfigError, match="sum to 1"):               # an explicit value that breaks the mix
+        QHyerConfig(conditioning="rtg", p_random=0.5).for_family("ogbench_play")
+
+
+@pytest.mark.parametrize("conditioning", ["rtg", "nf"])
+def test_rtg_token_takes_both_values_in_the_goal_mix_proportion(conditioning):
+    """Expected share of real steps whose return-to-go is 0, derived from the sampler's definition (RTG_k = 1 iff
+    the goal row lies after k in k's episode), for a window ending at t (uniform over the N rows):
+      future goal (1 − p_random): g > t, or g = t only at an episode's last row → one zero (step t) iff t is last;
+      random goal (p_random): g uniform over all N rows → the real steps k with k < g, g in the episode, are 1.
+    The observed share is a ratio of sums over n windows; the tolerance is 4 standard errors (delta method)."""
+    data = random_walks(episodes=20, length=100)
+    cfg = tiny_config(conditioning=conditioning, context_len=6)
+    sampler = make_agent(cfg, data).make_sampler(data, seed=3)
+    k, n_rows, p_random = cfg.context_len, len(data), cfg.p_random
+    start, last, t = data.row_start, data.row_last, np.arange(n_rows)
+    real = np.minimum(k, t - start + 1)                                           # real steps of the window at t
+    first_real = t - real + 1
+    # Σ over goals g in t's episode of #{real k < g}
+    reached = np.array([np.clip(np.arange(start[i], last[i] + 1) - first_real[i], 0, real[i]).sum()
+                        for i in t])
+    zeros = (1 - p_random) * (t == last) + p_random * (real - reached / n_rows)
+    expected = zeros.mean() / real.mean()
+
+    batches = [sampler.sample(1000) for _ in range(20)]
+    zero_counts = np.concatenate([((b["returns_to_go"] == 0) & b["mask"]).sum(1).numpy() for b in batches])
+    real_counts = np.concatenate([b["mask"].sum(1).numpy() for b in batches])
+    share = zero_counts.sum() / real_counts.sum()
+    standard_error = np.std(zero_counts - share * real_counts) / (np.sqrt(len(real_counts)) * real_counts.mean())
+    assert abs(share - expected) < 4 * standard_error
+    # the documented proportion: within half a percentage point of p_random on 100-step episodes
+    assert abs(expected - p_random) < 0.005
+    if conditioning == "rtg":
+        assert {0.0, 1.0} == set(torch.cat([b["returns_to_go"][b["mask"]] for b in batches]).unique().tolist())
 
 
 # --- learning ------------------------------------------------------------------------------------------------------

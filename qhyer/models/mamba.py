@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qhyer.models.layers import masked_mean
 from qhyer.models.scan import selective_scan, selective_step
 
 MambaState = tuple[torch.Tensor, torch.Tensor]  # conv window (b, d_inner, d_conv), SSM state (b, d_inner, N)
@@ -71,6 +72,15 @@ class Mamba(nn.Module):
             delta = delta * mask[..., None]
         y = selective_scan(x, delta, self.A, B, C, self.D)
         return self.out_proj(y * F.silu(z)), delta
+
+    def decay_means(self, delta: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Δ (b, L, d_inner) from `forward`, mask (b, L) True = real → means over real tokens and channels of Δ_t
+        and of Ā_t = exp(Δ_t A) averaged over all N state dims ('mean_state') or at state dim 0 only
+        ('first_state', A_0 = −1 at the S4D-real init: the slowest decay, the longest memory)."""
+        decay = torch.exp(delta[..., None] * self.A)                              # (b, L, d_inner, N)
+        return {"delta_mean": masked_mean(delta.mean(-1), mask),
+                "abar_mean_state": masked_mean(decay.mean((-2, -1)), mask),
+                "abar_first_state": masked_mean(decay[..., 0].mean(-1), mask)}
 
     def initial_state(self, batch_size: int) -> MambaState:
         d_inner, d_conv = self.conv1d.weight.shape[0], self.conv1d.weight.shape[-1]
