@@ -14,6 +14,12 @@ from qhyer.agent import DataInfo
 @dataclass
 class GCBCConfig(MarkovConfig):
     name: str = "gcbc"
+    # gcbc.py get_config keeps value-goal fields only for GCDataset's sake ("Unused"): GCBC reads no value goal,
+    # reward or mask. Their values are OGBench's, so the recorded config matches get_config().
+    value_p_curgoal: float = 0.0     # gcbc.py get_config: value_p_curgoal (unused)
+    value_p_trajgoal: float = 1.0    # gcbc.py get_config: value_p_trajgoal (unused)
+    value_p_randomgoal: float = 0.0  # gcbc.py get_config: value_p_randomgoal (unused)
+    value_geom_sample: bool = False  # gcbc.py get_config: value_geom_sample (unused)
 
 
 class GCBCAgent(MarkovAgent):

@@ -10,7 +10,6 @@ Inputs are the raw observations and goals: OGBench's `impls` standardise nothing
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,19 +21,55 @@ from torch.func import functional_call
 
 from qhyer.agent import Agent, MethodConfig
 from qhyer.data.episodes import EpisodeDataset
-from qhyer.data.samplers import ACTOR_GOALS, VALUE_GOALS, TransitionSampler
+from qhyer.data.samplers import GoalSampling, TransitionSampler
 from qhyer.eval.policy import StepInput
 from qhyer.models.layers import GaussianActionHead, mlp
 
 
 @dataclass
 class MarkovConfig(MethodConfig):
-    """Fields of every OGBench MLP agent (`impls/agents/{gcbc,gciql,hiql}.py`, `get_config`)."""
+    """Fields of every OGBench MLP agent (`impls/agents/{gcbc,gciql,hiql}.py`, `get_config`).
+
+    The goal-relabelling fields keep OGBench's names and meaning (`impls/utils/datasets.py`,
+    `GCDataset.sample_goals`): each goal is the current state with p_curgoal, a later state of the same trajectory
+    with p_trajgoal (offset ~ Geometric(1 − discount) if geom_sample, else uniform), a random dataset state with
+    p_randomgoal. Value goals also define the reward (0 at the goal, else −1) and mask.
+    """
 
     batch_size: int = 1024                                # get_config: batch_size
     lr: float = 3e-4                                      # get_config: lr (Adam)
     actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # get_config: actor_hidden_dims
     discount: float = 0.99                                # get_config: discount (also the geometric goal offset)
+    value_p_curgoal: float = 0.2                          # gciql/hiql get_config: value_p_curgoal
+    value_p_trajgoal: float = 0.5                         # gciql/hiql get_config: value_p_trajgoal
+    value_p_randomgoal: float = 0.3                       # gciql/hiql get_config: value_p_randomgoal
+    value_geom_sample: bool = True                        # gciql/hiql get_config: value_geom_sample
+    actor_p_curgoal: float = 0.0                          # get_config (all three): actor_p_curgoal
+    actor_p_trajgoal: float = 1.0                         # get_config (all three): actor_p_trajgoal
+    actor_p_randomgoal: float = 0.0                       # get_config (all three): actor_p_randomgoal
+    actor_geom_sample: bool = False                       # get_config (all three): actor_geom_sample
+
+    def __post_init__(self) -> None:
+        # A bad probability is a ConfigError when the config is made, not when training starts.
+        self.value_goals()
+        self.actor_goals()
+
+    def value_goals(self) -> GoalSampling:
+        return goal_sampling(self.value_p_curgoal, self.value_p_trajgoal, self.value_p_randomgoal,
+                             self.value_geom_sample, self.discount)
+
+    def actor_goals(self) -> GoalSampling:
+        return goal_sampling(self.actor_p_curgoal, self.actor_p_trajgoal, self.actor_p_randomgoal,
+                             self.actor_geom_sample, self.discount)
+
+
+def goal_sampling(p_curgoal: float, p_trajgoal: float, p_randomgoal: float, geom_sample: bool,
+                  discount: float) -> GoalSampling:
+    """OGBench's (p_curgoal, p_trajgoal, p_randomgoal, geom_sample) as our sampler's relabelling modes: the
+    trajectory probability goes to the geometric or the uniform future mode."""
+    return GoalSampling(p_current=p_curgoal, p_future_geometric=p_trajgoal if geom_sample else 0.0,
+                        p_future_uniform=0.0 if geom_sample else p_trajgoal, p_random=p_randomgoal,
+                        discount=discount)
 
 
 @dataclass
@@ -53,11 +88,16 @@ class TanhGELU(nn.GELU):
         super().__init__(approximate="tanh")
 
 
+# flax `nn.LayerNorm`'s default epsilon, which OGBench's `MLP` keeps (PyTorch's default is 1e-5).
+FLAX_LAYER_NORM_EPS = 1e-6
+
+
 def ogbench_mlp(in_dim: int, hidden: Iterable[int], out_dim: int, layer_norm: bool = False,
                 final_scale: float = 1.0) -> nn.Sequential:
     """OGBench `MLP` with its initialisation; `final_scale` is the variance scale of the output layer
     (`variance_scaling(s, 'fan_avg', 'uniform')` is Xavier-uniform with gain √s)."""
-    net = mlp(in_dim, tuple(hidden), out_dim, layer_norm=layer_norm, activation=TanhGELU)
+    net = mlp(in_dim, tuple(hidden), out_dim, layer_norm=layer_norm, activation=TanhGELU,
+              layer_norm_eps=FLAX_LAYER_NORM_EPS)
     linears = [m for m in net if isinstance(m, nn.Linear)]
     for layer in linears:
         nn.init.xavier_uniform_(layer.weight, gain=math.sqrt(final_scale) if layer is linears[-1] else 1.0)
@@ -156,11 +196,8 @@ class MarkovAgent(Agent):
 
     # --- contract ----------------------------------------------------------------------------------
     def make_sampler(self, dataset: EpisodeDataset, seed: int) -> TransitionSampler:
-        # OGBench `GCDataset.sample_goals`: value goals 0.2 current / 0.5 geometric future / 0.3 random,
-        # actor goals uniform over the rest of the trajectory; reward 0 at the goal else −1.
-        return TransitionSampler(dataset, value_goals=dataclasses.replace(VALUE_GOALS, discount=self.cfg.discount),
-                                 actor_goals=ACTOR_GOALS, goal_rep=self.cfg.goal_rep, seed=seed,
-                                 subgoal_steps=self.subgoal_steps())
+        return TransitionSampler(dataset, value_goals=self.cfg.value_goals(), actor_goals=self.cfg.actor_goals(),
+                                 goal_rep=self.cfg.goal_rep, seed=seed, subgoal_steps=self.subgoal_steps())
 
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         metrics = self.losses(batch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -71,6 +73,38 @@ def test_family_defaults_follow_ogbench_hyperparameters():
     for family, (alpha, subgoal_steps) in expected.items():
         assert gciql().for_family(family).alpha == alpha
         assert hiql().for_family(family).subgoal_steps == subgoal_steps
+
+
+OGBENCH_GOALS = {  # impls/agents/{gciql,hiql,gcbc}.py get_config: value_*, then actor_* (p_cur, p_traj, p_random, geom)
+    "gciql": ((0.2, 0.5, 0.3, True), (0.0, 1.0, 0.0, False)),
+    "hiql": ((0.2, 0.5, 0.3, True), (0.0, 1.0, 0.0, False)),
+    "gcbc": ((0.0, 1.0, 0.0, False), (0.0, 1.0, 0.0, False)),
+}
+
+
+@pytest.mark.parametrize("method", sorted(OGBENCH_GOALS))
+def test_goal_sampling_is_recorded_config_and_builds_the_sampler(method):
+    config_cls, _ = method_classes(method)
+    recorded = dataclasses.asdict(config_cls())  # what method_config.json holds
+    for kind, expected in zip(("value", "actor"), OGBENCH_GOALS[method], strict=True):
+        names = [f"{kind}_p_curgoal", f"{kind}_p_trajgoal", f"{kind}_p_randomgoal", f"{kind}_geom_sample"]
+        assert tuple(recorded[name] for name in names) == expected
+
+    ds = chain_dataset()
+    sampler = make_agent(method, ds, actor_p_trajgoal=0.0, actor_p_randomgoal=1.0, actor_geom_sample=True,
+                         value_p_curgoal=1.0, value_p_trajgoal=0.0, value_p_randomgoal=0.0).make_sampler(ds, 0)
+    assert sampler.actor_goals.probabilities == (0.0, 0.0, 0.0, 1.0)
+    assert sampler.value_goals.probabilities == (1.0, 0.0, 0.0, 0.0)
+    batch = sampler.sample(64)
+    assert torch.equal(batch["value_goals"], batch["observations"]) and (batch["rewards"] == 0).all()
+    geometric = make_agent(method, ds, discount=0.9, actor_geom_sample=True).make_sampler(ds, 0).actor_goals
+    assert geometric.probabilities == (0.0, 1.0, 0.0, 0.0) and geometric.discount == 0.9
+
+
+def test_bad_goal_probabilities_are_config_errors():
+    gciql, _ = method_classes("gciql")
+    with pytest.raises(ConfigError, match="sum to 1"):
+        gciql(value_p_randomgoal=0.5)
 
 
 def test_hiql_rejects_task_goals():

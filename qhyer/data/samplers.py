@@ -47,12 +47,6 @@ class GoalSampling:
         return (self.p_current, self.p_future_geometric, self.p_future_uniform, self.p_random)
 
 
-# OGBench defaults (impls/agents/{gciql,hiql}.py get_config): value goals p_cur/traj/random 0.2/0.5/0.3 with
-# geometric offsets; actor goals uniform over the rest of the trajectory.
-VALUE_GOALS = GoalSampling(p_current=0.2, p_future_geometric=0.5, p_future_uniform=0.0, p_random=0.3)
-ACTOR_GOALS = GoalSampling(p_current=0.0, p_future_geometric=0.0, p_future_uniform=1.0, p_random=0.0)
-
-
 def goal_of(dataset: EpisodeDataset, rows: np.ndarray, goal_rep: str) -> np.ndarray:
     """Goals at `rows` (...,): the whole observation ('full', OGBench's default) or its task part ('task')."""
     if goal_rep == "full":
@@ -104,54 +98,79 @@ class _Sampler:
 
 
 class WindowSampler(_Sampler):
-    """Windows of `context_len` (K) consecutive steps ending at a uniformly drawn row t, one goal per window.
+    """Windows of `context_len` (K) consecutive steps ending at a uniformly drawn row t.
 
-    Every row can end a window and every row can be a goal (an episode's last row has a stored action and
-    state, though no successor). History before the episode start is left padding: mask False, zeros,
-    timestep 0. The goal row g is relabelled relative to t with `goals` (future goals lie in (t, last row of
-    the episode], t itself only when t is that last row).
+    Every row can end a window. History before the episode start is left padding: mask False, zeros, timestep 0.
 
-    Rewards and returns-to-go are index-based, as OGBench's relabelled rewards are (exact and cheap), with g
-    counted as reached only within t's episode:
+    With `goals` (relabelled protocol), one goal row g per window, relabelled relative to t (future goals lie in
+    (t, last row of the episode], t itself only when t is that last row); every row can be a goal (an episode's last
+    row has a stored action and state, though no successor). Rewards and returns-to-go are index-based, as OGBench's
+    relabelled rewards are (exact and cheap), with g counted as reached only within t's episode:
     - r_k = 1 iff row k + 1 is g: the successor of step k is the goal state, where the episode would end;
     - returns_to_go_k = Σ_{j ≥ k} r_j, undiscounted and in {0, 1}: 1 iff g lies after k in the episode.
     So when g = t (current-state goals) the goal is already reached at t: RTG_t = 0, and the step before t,
     if in the window, has r = 1 and RTG 1. Goals before the window or in other episodes give zeros.
     dones_k = r_k = 1 or k is the episode's last row (next_observations repeats the observation there).
+
+    With `goals=None` (source protocol, D4RL files): the dataset's own rewards r_k (unscaled), returns_to_go_k =
+    Σ_{j=k}^{episode end} r_j / reward_scale (QT experiment.py `discount_cumsum(..., 1.) / scale`, LSDT
+    D4RLTrajectoryDataset), goals (B, K, 2) = D4RL's recorded `infos/goal` of each step and dones_k = D4RL's
+    `terminals` flag.
     """
 
-    def __init__(self, dataset: EpisodeDataset, context_len: int, goals: GoalSampling, goal_rep: str, seed: int):
+    def __init__(self, dataset: EpisodeDataset, context_len: int, goals: GoalSampling | None, goal_rep: str, seed: int,
+                 reward_scale: float = 1.0):
         super().__init__(dataset, goal_rep, seed, final=dataset.row_last, random_pool=None)
         if context_len < 1:
             raise ConfigError(f"context_len must be at least 1 (got {context_len})")
-        self.context_len, self.goals = context_len, goals
+        self.context_len, self.goals, self.reward_scale = context_len, goals, reward_scale
         self.offsets = np.arange(1 - context_len, 1)   # (K,) window rows relative to t
+        if goals is None:
+            if dataset.rewards is None or "goal" not in dataset.meta:
+                raise ConfigError(f"{dataset.name} has no stored rewards and goals (the source protocol needs a D4RL "
+                                  "file)", "use protocol=relabelled")
+            # Σ_{j=i}^{last(i)} r_j per row, from one cumulative sum (float64: 1M-row sums stay exact).
+            total = np.concatenate([[0.0], np.cumsum(dataset.rewards, dtype=np.float64)])
+            self.reward_to_go = total[dataset.row_last + 1] - total[:-1]
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         ds = self.dataset
         current = self.rng.integers(0, len(ds), size=batch_size)                 # (B,) t
-        goal_rows, _ = self.relabel(current, self.goals)                         # (B,)
         start, last = ds.row_start[current][:, None], ds.row_last[current][:, None]  # (B, 1)
         rows = current[:, None] + self.offsets                                   # (B, K)
         mask = rows >= start                                                     # (B, K) True = real step
         rows = np.maximum(rows, start)       # padding reads the first row, zeroed below
-        goal = goal_rows[:, None]                                                # (B, 1)
-        goal_in_episode = (goal >= start) & (goal <= last)
-        rewards = mask & goal_in_episode & (rows + 1 == goal)                    # (B, K)
         obs = ds.observations[rows]                                              # (B, K, obs)
         next_obs = ds.observations[np.minimum(rows + 1, last)]                   # (B, K, obs)
         actions = ds.actions[rows]                                               # (B, K, act)
         for array in (obs, next_obs, actions):
             array[~mask] = 0.0
+        targets = (self._relabelled(current, rows, mask, start, last) if self.goals is not None
+                   else self._recorded(rows, mask))
         self.batches_drawn += 1
         return _tensors({
             "observations": obs, "actions": actions, "next_observations": next_obs,
-            "goals": goal_of(ds, goal_rows, self.goal_rep), "goal_rows": goal_rows,
-            "timesteps": np.where(mask, rows - start, 0), "mask": mask,
-            "rewards": rewards.astype(np.float32),
-            "returns_to_go": (mask & goal_in_episode & (rows < goal)).astype(np.float32),
-            "dones": mask & (rewards | (rows == last)),
+            "timesteps": np.where(mask, rows - start, 0), "mask": mask, **targets,
         })
+
+    def _relabelled(self, current: np.ndarray, rows: np.ndarray, mask: np.ndarray, start: np.ndarray,
+                    last: np.ndarray) -> dict[str, np.ndarray]:
+        goal_rows, _ = self.relabel(current, self.goals)                         # (B,)
+        goal = goal_rows[:, None]                                                # (B, 1)
+        goal_in_episode = (goal >= start) & (goal <= last)
+        rewards = mask & goal_in_episode & (rows + 1 == goal)                    # (B, K)
+        return {"goals": goal_of(self.dataset, goal_rows, self.goal_rep), "goal_rows": goal_rows,
+                "rewards": rewards.astype(np.float32),
+                "returns_to_go": (mask & goal_in_episode & (rows < goal)).astype(np.float32),
+                "dones": mask & (rewards | (rows == last))}
+
+    def _recorded(self, rows: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        ds = self.dataset
+        goals = ds.meta["goal"][rows]                                            # (B, K, 2)
+        goals[~mask] = 0.0
+        return {"goals": goals, "rewards": np.where(mask, ds.rewards[rows], 0.0).astype(np.float32),
+                "returns_to_go": np.where(mask, self.reward_to_go[rows] / self.reward_scale, 0.0).astype(np.float32),
+                "dones": mask & ds.meta["terminals"][rows]}
 
 
 class TransitionSampler(_Sampler):

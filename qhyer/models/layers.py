@@ -10,14 +10,14 @@ from torch import nn
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, layer_norm: bool = False,
-        activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
+        activation: type[nn.Module] = nn.GELU, layer_norm_eps: float = 1e-5) -> nn.Sequential:
     """Plain MLP; `layer_norm` after every hidden activation, as OGBench's `MLP(layer_norm=True)`
-    (seohongpark/ogbench impls/utils/networks.py)."""
+    (seohongpark/ogbench impls/utils/networks.py). `layer_norm_eps` defaults to PyTorch's 1e-5."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), activation()]
         if layer_norm:
-            layers.append(nn.LayerNorm(width))
+            layers.append(nn.LayerNorm(width, eps=layer_norm_eps))
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
