@@ -6,8 +6,9 @@ per channel d (A diagonal, (d_inner, N)); B_t, C_t are input-dependent N-vectors
 
 Three entry points with one meaning:
   * `selective_scan`: the whole sequence. On CUDA it uses mamba-ssm's fused kernel when that package imports
-    (`mamba_ssm/ops/selective_scan_interface.py`, `selective_scan_fn`); everywhere else our chunked pure-PyTorch scan
-    with a hand-written backward (`SelectiveScan`), cut into cache-sized time blocks.
+    (`mamba_ssm/ops/selective_scan_interface.py`, `selective_scan_fn`), else our Triton kernel
+    (`qhyer/models/scan_triton.py`) when Triton imports; everywhere else our chunked pure-PyTorch scan with a
+    hand-written backward (`SelectiveScan`), cut into cache-sized time blocks.
   * `selective_step`: one step of the recurrence on a (B, d_inner, N) state (evaluation-time step mode).
   * `selective_scan_reference`: `selective_step` looped over time, the plain sequential definition that the tests
     and `benchmarks/bench_qhyer.py` compare against.
@@ -42,10 +43,14 @@ def selective_scan_reference(x: torch.Tensor, delta: torch.Tensor, A: torch.Tens
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor) -> torch.Tensor:
     """x, delta (b, L, d), delta > 0 (softplus already applied); A (d, N) < 0; B, C (b, L, N); D (d) → y (b, L, d)."""
-    fused = _cuda_selective_scan() if x.is_cuda else None
-    if fused is not None:  # kernel layout: (b, d, L) and (b, N, L)
-        return fused(x.mT.contiguous(), delta.mT.contiguous(), A.contiguous(), B.mT.contiguous(),
-                     C.mT.contiguous(), D.float()).mT
+    if x.is_cuda:
+        fused = _cuda_selective_scan()
+        if fused is not None:  # kernel layout: (b, d, L) and (b, N, L)
+            return fused(x.mT.contiguous(), delta.mT.contiguous(), A.contiguous(), B.mT.contiguous(),
+                         C.mT.contiguous(), D.float()).mT
+        triton_scan = _triton_selective_scan()
+        if triton_scan is not None:
+            return triton_scan(x, delta, A, B, C, D)
     return SelectiveScan.apply(x, delta, A, B, C, D)
 
 
@@ -58,6 +63,16 @@ def _cuda_selective_scan():
     except Exception:  # ImportError, or OSError/RuntimeError from a broken compiled extension
         return None
     return selective_scan_fn
+
+
+@functools.cache
+def _triton_selective_scan():
+    """Our Triton scan, or None when Triton does not import (it is an optional, Linux-only dependency)."""
+    try:
+        from qhyer.models.scan_triton import selective_scan_triton
+    except ImportError:
+        return None
+    return selective_scan_triton
 
 
 def _chunked_scan_(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> None:
@@ -111,9 +126,9 @@ def _block_states(x, delta, A_t, B, start, end, h_entry):
 
 
 class SelectiveScan(torch.autograd.Function):
-    """`selective_scan` on CPU (or CUDA without mamba-ssm). Time is cut into blocks of a few MiB; each block runs the
-    chunked scan from the state carried in, and its states h_t are kept for backward, which walks the blocks in
-    reverse. Every (T, b, N, d) tensor is block-sized, so none of them is a fresh mmap (see BLOCK_ELEMENTS).
+    """`selective_scan` on CPU (or CUDA without mamba-ssm and Triton). Time is cut into blocks of a few MiB; each
+    block runs the chunked scan from the state carried in, and its states h_t are kept for backward, which walks the
+    blocks in reverse. Every (T, b, N, d) tensor is block-sized, so none of them is a fresh mmap (see BLOCK_ELEMENTS).
 
     Layout is time-major and state-major, (T, b, N, d): every time slice is contiguous for the scan, and d, the widest
     axis, is innermost, so the outer products Δ_t ⊗ A and B_t ⊗ (Δ_t x_t) are long vectorised loops.
