@@ -14,6 +14,7 @@ left-padded, so both branches also hide padded tokens (the attention mask), whic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,16 @@ class LSDTConfig(CosineDecayConfig):
     attn_dropout: float = 0.1         # LSDT.py `dk`: attention-weight dropout 0.1 in every block
     kernel_dropout: float = 0.2       # LSDT.py: DynamicConvolution(dropout_rate=0.2) on the kernel logits
     # lr_decay_steps 0 = the whole run: cosine to 0 over --max_train_iters 200 x --num_updates_per_iter 500
-    target_return: float = 1.0        # assumption, as DTConfig: sparse 0/1 goal reward ⇒ max return 1
+    target_return: float | None = None  # conditioning return at step 0, reward units; None = the protocol's
+
+    # assumption, as DTConfig: sparse 0/1 goal reward ⇒ max return 1
+    RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {**CosineDecayConfig.RELABELLED_DEFAULTS, "target_return": 1.0}
+    # scripts/train.py: maze2d rtg_target 300, antmaze 100, --rtg_scale 1000; --goalconcate appends D4RL's
+    # infos/goal to the state (Data/Data_with_Goal_download.py).
+    SOURCE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "maze2d": {"target_return": 300.0, "reward_scale": 1000.0, "goal_input": "d4rl"},
+        "antmaze": {"target_return": 100.0, "reward_scale": 1000.0, "goal_input": "d4rl"},
+    }
 
 
 class DynamicConv(nn.Module):

@@ -7,9 +7,10 @@ QT's n-step TD inside the window (`td_targets`, decision_transformer/training/ql
 BC (action MSE + next-state MSE) + η · (−Q1 / |Q2|.detach()) with the two critics' roles swapped at random.
 Inference scores candidate returns-to-go with the target critic (`QTAgent.act`, ql_DT.py `get_action`).
 
-Adaptations to sparse 0/1 goal rewards (stated, not QT's): candidate returns are QT's own AntMaze list
-(experiment.py `env_targets` with scale 1, the QT setting whose returns are 0/1); the TD recursion also stops at
-goal-reaching steps (see `td_targets`).
+Adaptations to sparse 0/1 goal rewards (protocol 'relabelled'; stated, not QT's): candidate returns are QT's own
+AntMaze list (experiment.py `env_targets` with scale 1, the QT setting whose returns are 0/1); the TD recursion also
+stops at goal-reaching steps (see `td_targets`). Protocol 'source' (D4RL): experiment.py's `env_targets` and `scale`
+per family, D4RL's rewards (the critic regresses them unscaled, as ql_trainer.py), no goal input.
 """
 
 from __future__ import annotations
@@ -44,14 +45,26 @@ class QTConfig(CosineDecayConfig):
     eta: float | None = None          # run.sh --eta: weight of the Q loss, per family
     # lr_decay_steps 0 = the whole run: run.sh --lr_decay, cosine to --lr_min 0 over max_iters, stepped every update
     critic_lr: float = 3e-4           # ql_trainer.py: critic Adam lr 3e-4, no weight decay
-    discount: float = 0.99            # --discount 0.99
     tau: float = 0.005                # --tau 0.005 (critic target Polyak rate)
     ema_decay: float = 0.995          # ql_trainer.py EMA(0.995)
     ema_start: int = 1000             # step_start_ema 1000
     ema_every: int = 5                # update_ema_every 5
     n_candidates: int = 50            # ql_DT.py get_action: 50 return-to-go candidates per step
-    candidate_returns: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)  # experiment.py antmaze env_targets
+    candidate_returns: tuple[float, ...] | None = None  # target returns (reward units); None = the protocol's
     candidate_noise: float = 0.1      # get_action: N(0, 0.1) on the current return of rows after the targets
+    # discount (SequenceConfig, 0.99) is also QT's TD discount: --discount 0.99
+
+    # experiment.py antmaze env_targets (scale 1): the QT setting whose returns are 0/1
+    RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {**CosineDecayConfig.RELABELLED_DEFAULTS,
+                                                     "candidate_returns": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)}
+    # experiment.py: maze2d env_targets [300, 200, 150, 100, 50, 20] with scale 10, antmaze [1., 0.9, 0.8, 0.7, 0.6,
+    # 0.5, 0.3] with scale 1; its D4RL states carry no goal.
+    SOURCE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "maze2d": {"candidate_returns": (300.0, 200.0, 150.0, 100.0, 50.0, 20.0), "reward_scale": 10.0,
+                   "goal_input": "none"},
+        "antmaze": {"candidate_returns": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3), "reward_scale": 1.0,
+                    "goal_input": "none"},
+    }
 
     FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         # run.sh maze2d-medium (umaze: grad_norm 20; large: eta 4.0).
@@ -171,7 +184,7 @@ class QTAgent(SequenceAgent):
     @torch.no_grad()
     def act(self, window: dict[str, torch.Tensor], spent: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """QT `get_action`, batched over episodes. Per episode, C candidate return sequences: the target returns
-        repeated C // n_targets times (each minus the reward received so far, floored at 0 as in DT), the rest
+        repeated C // n_targets times (each minus the reward received so far, scaled: `conditioning`), the rest
         N(0, 1); N(0, 0.1) on the current return of every row after the first n_targets; the last row's current
         return replaced by the target critic's min Q(s_{t−1}, a_{t−1}) − r_{t−1} (from t = 1: QT reads padding at
         t = 0). Each row predicts a_t; one is sampled by softmax over min Q'(s_t, â)."""
@@ -180,13 +193,13 @@ class QTAgent(SequenceAgent):
         c, device = cfg.n_candidates, spent.device
         targets = torch.tensor(cfg.candidate_returns, device=device).repeat_interleave(c // len(cfg.candidate_returns))
         rtg = torch.randn(b, c, k, device=device, generator=generator)
-        rtg[:, : len(targets)] = (targets[:, None] - spent[:, None]).clamp_min(0.0)
+        rtg[:, : len(targets)] = self.conditioning(targets[:, None], spent[:, None])
         rtg[:, len(cfg.candidate_returns):, -1] += cfg.candidate_noise * torch.randn(
             b, c - len(cfg.candidate_returns), device=device, generator=generator)
         states = self.states(window)                                                      # (B, K, S)
         if k > 1:
             previous = self.critic_target(states[:, -2], window["actions"][:, -2].float()).min(0).values
-            estimate = previous - (spent[:, -1] - spent[:, -2])
+            estimate = previous - (spent[:, -1] - spent[:, -2]) / cfg.reward_scale
             rtg[:, -1, -1] = torch.where(window["mask"][:, -2], estimate, rtg[:, -1, -1])
         repeated = {key: value.repeat_interleave(c, dim=0) for key, value in window.items()}
         actions = self.predict_actions(self.model, repeated, rtg.flatten(0, 1))[:, -1].view(b, c, -1)

@@ -4,7 +4,15 @@ All three embed every timestep as the tokens (R_t, [s_t; g], a_t) plus a learned
 concatenated to the state as LSDT's `--goalconcate` (WangJinCheng1998/LONG-SHORT-DECISION-TRANSFORMER
 scripts/train.py) and as QHyer's [s_t; g] token; they differ in the blocks that mix the tokens (`RTGTransformer`
 takes them as an argument) and in how they train and pick the conditioning return. Windows come from the shared
-`WindowSampler`: left-padded, ending at the sampled row, with sparse 0/1 goal rewards and returns-to-go.
+`WindowSampler`: left-padded, ending at the sampled row.
+
+Two protocols (`SequenceConfig.protocol`):
+- 'relabelled' (default, every dataset): hindsight-relabelled goals with sparse 0/1 goal rewards and returns-to-go,
+  conditioning return 1, the same data as QHyer;
+- 'source' (D4RL datasets only): each method's own protocol, under which the card's D4RL baseline numbers were
+  measured: D4RL's stored rewards, returns-to-go = undiscounted reward sums to the episode end divided by
+  `reward_scale`, the conditioning return `target_return` (QT: its `candidate_returns`) in reward units, decremented
+  by the env's rewards, and as goal input D4RL's recorded `infos/goal` (LSDT `--goalconcate`) or none (DT, QT).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,23 +31,21 @@ from baselines.markov import _floats
 from qhyer.agent import Agent, DataInfo, MethodConfig, window_from_history
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.samplers import GoalSampling, WindowSampler
+from qhyer.errors import ConfigError
 from qhyer.eval.policy import StepInput
 from qhyer.models.layers import TransformerBlock, attention_mask, interleave, masked_mean, token_mask
 
-# Goal relabelling shared by every sequence model (DT, QT, LSDT and QHyer), so they are compared on the same data.
-# No public source fixes this for goal-conditioned DTs (LSDT conditions on D4RL's recorded `infos/goal`), so it is an
-# assumption: future states (half geometric with OGBench's discount, i.e. mostly within ~100 steps, 30 % uniform over
-# the rest of the episode for long horizons) give windows whose return-to-go is 1, and 20 % random dataset states give
-# windows whose return-to-go is (almost always) 0. Without those failures every training RTG would be 1 and
-# RTG conditioning would carry no information. Current-state goals are left out: they make the reward degenerate.
-SEQUENCE_GOALS = GoalSampling(p_current=0.0, p_future_geometric=0.5, p_future_uniform=0.3, p_random=0.2,
-                              discount=0.99)
+PROTOCOLS = ("relabelled", "source")
+GOAL_INPUTS = {"relabelled": ("relabelled",), "source": ("d4rl", "none")}
 
 
 @dataclass
 class SequenceConfig(MethodConfig):
     """Fields of every sequence baseline; defaults are DT's (kzl/decision-transformer gym/experiment.py, the same in
-    CORL algorithms/offline/dt.py `TrainConfig`). QT and LSDT override what differs."""
+    CORL algorithms/offline/dt.py `TrainConfig`). QT and LSDT override what differs.
+
+    `None` fields are filled by `for_family`: the protocol's values (RELABELLED_DEFAULTS, or SOURCE_DEFAULTS of the
+    dataset family), then the class's FAMILY_DEFAULTS."""
 
     batch_size: int = 64          # DT/CORL: batch_size 64
     context_len: int = 20         # DT/CORL: K = seq_len = 20
@@ -50,6 +57,50 @@ class SequenceConfig(MethodConfig):
     weight_decay: float = 1e-4    # DT/CORL: weight_decay 1e-4
     warmup_steps: int = 10_000    # DT/CORL: linear warmup over 10k updates
     grad_clip: float = 0.25       # DT/CORL: clip_grad_norm 0.25
+    # --- goal relabelling (protocol 'relabelled'; qhyer.data.samplers.GoalSampling), the same for DT, QT, LSDT and
+    # QHyer's 'rtg' conditioning so they train on the same data. All assumptions: no public source fixes this for
+    # goal-conditioned DTs (LSDT conditions on D4RL's recorded goal). Future states (half geometric, i.e. mostly
+    # within ~100 steps, 30 % uniform over the rest of the episode for long horizons) give windows whose
+    # return-to-go is 1, random dataset states (20 %) windows whose return-to-go is (almost always) 0: without those
+    # failures every training RTG would be 1 and RTG conditioning would carry no information. Current-state goals
+    # are left out: they make the reward degenerate.
+    p_current: float = 0.0
+    p_future_geometric: float = 0.5
+    p_future_uniform: float = 0.3
+    p_random: float = 0.2
+    discount: float = 0.99        # geometric goal offsets ~ Geom(1 − discount) (OGBench's `discount`; QT's TD too)
+    # --- protocol ----------------------------------------------------------------------------------------------
+    protocol: str = "relabelled"  # 'relabelled' or 'source' (D4RL only; module docstring)
+    reward_scale: float | None = None  # RTG tokens = returns / reward_scale; None = the protocol's value
+    goal_input: str | None = None      # 'relabelled' goal, D4RL's 'd4rl' infos/goal, or 'none'; None = protocol's
+
+    RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {"reward_scale": 1.0, "goal_input": "relabelled"}
+    SOURCE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}  # family → values; the families 'source' runs on
+
+    def for_family(self, family: str) -> SequenceConfig:
+        """Protocol values first (a ConfigError for 'source' outside D4RL), then FAMILY_DEFAULTS. The source goal
+        is D4RL's 2-D target, the maze xy, so 'source' takes goal_rep 'task' (its statistics standardise it)."""
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"{self.name}.protocol must be one of {', '.join(PROTOCOLS)} (got '{self.protocol}')")
+        if self.protocol == "source" and family not in self.SOURCE_DEFAULTS:
+            raise ConfigError(f"{self.name}.protocol=source needs a D4RL dataset ({', '.join(self.SOURCE_DEFAULTS)}),"
+                              f" not the '{family}' family", "use protocol=relabelled on OGBench datasets")
+        values = self.SOURCE_DEFAULTS[family] if self.protocol == "source" else self.RELABELLED_DEFAULTS
+        fixed = {key: value for key, value in values.items() if getattr(self, key) is None}
+        if self.protocol == "source":
+            fixed["goal_rep"] = "task"
+        cfg = super(SequenceConfig, dataclasses.replace(self, **fixed)).for_family(family)
+        if cfg.goal_input not in GOAL_INPUTS[cfg.protocol]:
+            raise ConfigError(f"{self.name}.goal_input must be one of {', '.join(GOAL_INPUTS[cfg.protocol])} under "
+                              f"protocol={cfg.protocol} (got '{cfg.goal_input}')")
+        if cfg.reward_scale <= 0:
+            raise ConfigError(f"{self.name}.reward_scale must be positive (got {cfg.reward_scale})")
+        cfg.goal_sampling()  # probabilities and discount
+        return cfg
+
+    def goal_sampling(self) -> GoalSampling:
+        return GoalSampling(self.p_current, self.p_future_geometric, self.p_future_uniform, self.p_random,
+                            self.discount)
 
 
 @dataclass
@@ -135,17 +186,20 @@ def gpt_model(cfg: SequenceConfig, state_dim: int, info: DataInfo) -> RTGTransfo
 class SequenceAgent(Agent):
     """Return-conditioned behaviour cloning (DT, LSDT): action MSE on the real steps of each window, one
     clipped AdamW step per update. Subclasses build `self.model`, call `init_optimizer` and give their config a
-    `target_return`; QT overrides `update` and `act`."""
+    `target_return` (reward units); QT overrides `update` and `act`."""
 
     sampler_kind = "window"
     model: RTGTransformer
 
     def __init__(self, cfg: SequenceConfig, info: DataInfo):
         super().__init__(cfg, info)
-        self.state_dim = info.obs_dim + info.goal_dim  # [s; g] token input
+        self.uses_goal = cfg.goal_input != "none"
+        self.state_dim = info.obs_dim + (info.goal_dim if self.uses_goal else 0)  # [s; g] (or s) token input
 
     def make_sampler(self, dataset: EpisodeDataset, seed: int) -> WindowSampler:
-        return WindowSampler(dataset, self.cfg.context_len, goals=SEQUENCE_GOALS, goal_rep=self.cfg.goal_rep, seed=seed)
+        goals = None if self.cfg.protocol == "source" else self.cfg.goal_sampling()  # None: the dataset's own
+        return WindowSampler(dataset, self.cfg.context_len, goals=goals, goal_rep=self.cfg.goal_rep, seed=seed,
+                             reward_scale=self.cfg.reward_scale)
 
     def init_optimizer(self, schedule: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]) -> None:
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
@@ -153,10 +207,23 @@ class SequenceAgent(Agent):
 
     # --- model calls ---------------------------------------------------------------------------------
     def states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Standardised [s_t; g] for every step, (B, K, O + G)."""
+        """Standardised [s_t; g] for every step, (B, K, O + G); s_t alone when the goal input is 'none'. Goals are
+        one per window (B, G) or, as D4RL records them, one per step (B, K, G)."""
         obs = self.normalize_obs(batch["observations"].float())
-        goal = self.normalize_goal(batch["goals"].float())[:, None].expand(-1, obs.shape[1], -1)
+        if not self.uses_goal:
+            return obs
+        goal = self.normalize_goal(batch["goals"].float())
+        if goal.dim() == 2:
+            goal = goal[:, None].expand(-1, obs.shape[1], -1)
         return torch.cat([obs, goal], dim=-1)
+
+    def conditioning(self, target: torch.Tensor, spent: torch.Tensor) -> torch.Tensor:
+        """Return-to-go tokens for a target return (reward units) after `spent` reward: (target − spent) / scale,
+        as DT's and LSDT's evaluation decrement it. Relabelled: floored at 0, because training returns-to-go are
+        0/1, so a negative one (a D4RL Maze2d episode keeps rewarding steps inside the goal radius) was never seen;
+        the source protocols do not floor."""
+        rtg = (target - spent) / self.cfg.reward_scale
+        return rtg.clamp_min(0.0) if self.cfg.protocol == "relabelled" else rtg
 
     def hidden(self, model: RTGTransformer, batch: dict[str, torch.Tensor], rtg: torch.Tensor) -> torch.Tensor:
         """Token hidden states (B, K, 3, D) of `model` (the online actor or an EMA copy) on a window."""
@@ -189,9 +256,8 @@ class SequenceAgent(Agent):
     @torch.no_grad()
     def act(self, window: dict[str, torch.Tensor], spent: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Actions (B, A) for the last step of each window. DT evaluation: condition on the target return minus the
-        reward received so far (`spent`, (B, K)); floored at 0 because training returns-to-go are 0/1, so a negative
-        one (possible when a D4RL Maze2d episode keeps rewarding steps inside the goal radius) was never seen."""
-        rtg = (self.cfg.target_return - spent).clamp_min(0.0)
+        reward received so far (`spent`, (B, K)), see `conditioning`."""
+        rtg = self.conditioning(torch.tensor(self.cfg.target_return, device=spent.device), spent)
         return self.predict_actions(self.model, window, rtg)[:, -1]
 
     def policy(self) -> RTGPolicy:
