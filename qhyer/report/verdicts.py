@@ -14,7 +14,8 @@ tasks). Episodes are never pooled across seeds, so every interval measures seed-
   normally distributed seed scores the t-interval holds its 95% coverage (94-96%), while the percentile
   bootstrap over seeds covers 75% at 3 seeds, 85% at 5 and 90% at 10, and BCa no better. With skewed seed
   scores (Beta(1, 5), or success rates where many seeds are near 0) no method holds 95% at so few seeds:
-  the t-interval covers 88-93%, the bootstraps 72-90%. Level: 95% two-sided (`LEVEL`).
+  the t-interval covers 88-92% for one mean and 91-95% for totals and differences, the bootstraps 70-92%.
+  Level: 95% two-sided (`LEVEL`).
 * Value and total claims: an equivalence test in its strict form (TOST with both one-sided tests at 2.5%).
   With the band claimed +- tolerance: `reproduced` when the whole 95% interval lies inside the band (closed),
   `below` / `above` when the whole interval lies below / above the band, `inconclusive` otherwise (including
