@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.sequence import SequenceConfig
+from baselines.dt import DTAgent, DTConfig
 from qhyer.agent import DataInfo
 from qhyer.algorithm import CONDITIONINGS, DecisionModel, QHyerAgent, QHyerConfig
 from qhyer.data.episodes import EpisodeDataset
@@ -247,7 +247,9 @@ def test_mamba_statistics_match_a_hand_computation():
 # --- hindsight goals -----------------------------------------------------------------------------------------------
 def test_goal_mix_follows_conditioning_and_explicit_values_win():
     rtg = QHyerConfig(conditioning="rtg").for_family("ogbench_play")
-    dt_goals = SequenceConfig().goal_sampling()
+    data = random_walks()
+    dt_goals = DTAgent(DTConfig().for_family("maze2d"), DataInfo.from_dataset(SPEC, data, "full")).make_sampler(
+        data, seed=0).goals
     assert rtg.goal_sampling() == dt_goals                           # DT's relabelling in this harness
     assert dataclasses.asdict(rtg)["p_random"] == dt_goals.p_random > 0  # recorded in method_config.json
     for conditioning in ("nf", "crl", "cvae", "none"):
