@@ -43,7 +43,7 @@ def test_lint_is_clean():
 
 
 def test_smoke_profile_job_counts():
-    counts = planned_jobs("--config", "profile=smoke", "runs_root=/nonexistent/runs", "data_root=/nonexistent/data")
+    counts = planned_jobs("--config", "budget=smoke", "runs_root=/nonexistent/runs", "data_root=/nonexistent/data")
     methods, table1, ablation, taus = 7, 2, 3 * 2, 2
     table2 = 1  # maze2d-umaze; AntMaze has no user file here, so it is an 'absent' row, not a job
     runs = methods * (table1 + table2) + ablation + taus
@@ -58,19 +58,19 @@ def test_smoke_profile_job_counts():
     ("paper", 5 * (7 * (10 + 3) + 2 * 15 + 2 * 7)),
 ])
 def test_profile_job_counts(profile, runs):
-    counts = planned_jobs("--config", f"profile={profile}", "runs_root=/nonexistent/runs",
+    counts = planned_jobs("--config", f"budget={profile}", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
     assert counts["train"] == runs and counts["evaluate"] == runs
 
 
 def test_main_job_for_table1_only_plans_what_it_needs():
-    counts = planned_jobs("results/table1.csv", "--config", "profile=smoke", "runs_root=/nonexistent/runs",
+    counts = planned_jobs("results/table1.csv", "--config", "budget=smoke", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
     assert counts["train"] == 7 * 2 and counts["table1"] == 1 and "ablation" not in counts and "table2" not in counts
 
 
 def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
-    counts = planned_jobs("main_tables", "--config", "profile=smoke", "runs_root=/nonexistent/runs",
+    counts = planned_jobs("main_tables", "--config", "budget=smoke", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
     assert counts["train"] == 7 * (2 + 1) and counts["table1"] == counts["table2"] == counts["claims_main"] == 1
     assert not {"ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "figure"} & set(counts), counts
@@ -99,7 +99,7 @@ def test_study_steps_override_the_training_budget():
 
 
 def test_invalid_config_is_rejected_before_any_job(tmp_path):
-    result = snakemake("-n", "--config", "profile=smoke", "seeds=[-1]")
+    result = snakemake("-n", "--config", "budget=smoke", "seeds=[-1]")
     assert result.returncode != 0
     assert "seeds" in result.stdout + result.stderr
 
@@ -109,19 +109,25 @@ def test_unknown_profile_is_one_clear_error():
     assert result.returncode != 0 and "huge" in result.stdout + result.stderr
 
 
+def copy_of_repo(dest: Path) -> dict[str, str]:
+    """Copy the repository's tracked files into `dest`; return the environment for a DAG run there (rules call
+    `python`, which must be this interpreter)."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def test_smoke_profile_end_to_end(tmp_path):
     """The whole DAG at the smoke profile in a copy of the repository: every target with its columns; a second run
     has nothing to do; the Snakemake report holds every table and figure; deleting one run's output re-runs only
     that run and its dependants."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).exists():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, tmp_path / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = copy_of_repo(tmp_path)
 
     def run(*flags, target="all"):
-        return subprocess.run([*SNAKEMAKE, "--cores", "2", *flags, "--config", "profile=smoke", "--", target],
+        return subprocess.run([*SNAKEMAKE, "--cores", "2", *flags, "--config", "budget=smoke", "--", target],
                               cwd=tmp_path, capture_output=True, text=True, env=env)
 
     first = run()
