@@ -1,18 +1,25 @@
-"""Check every claim of `claims.yaml` against the measured tables: `results/claims_check.csv` and `.md`.
+"""Check every claim of `claims.yaml` against the runs that measure it: `results/claims_check.csv` and `.md`.
 
-Verdicts
-  value and total claims: `reproduced` when the claim's rounding band (84 means [83.5, 84.5]) meets the 95% CI
-  of the measurement, `below` / `above` when the whole CI lies below / above the band;
-  ordering claims: `reproduced` when the means are strictly ordered as claimed on every dataset, else
-  `not reproduced` (the CIs are in the evidence);
-  any type: `not comparable` when the measurement is below the claim's paper budget (a profile other than the
-  budget's, or fewer steps, seeds or episodes per task; the evidence says which and what the verdict would
-  be), `missing` when nothing measures it (table not given, no row, dataset absent, not a harness metric).
+Input is run folders (their `summary.json` records, `eval_episodes.csv` and, for the Mamba statistics,
+`metrics.csv`) — not the tables, because a verdict is decided over per-seed scores. For each claim:
+  1. its rows: the runs whose records match the claim (study, method, dataset, recorded method fields);
+  2. its protocol (`protocols` in claims.yaml): every run must meet it — updates trained, evaluation schedule,
+     episodes per task actually evaluated, dataset size, number of seeds. A run below it makes the claim
+     `not comparable`; the evidence then says what falls short and what the verdict would be at this budget;
+  3. its test (qhyer/report/verdicts.py): value and total claims by equivalence within the claim's tolerance
+     (`reproduced`, `below`, `above`, `inconclusive`), ordering and gain claims by the intervals of their
+     differences (`reproduced`, `reversed`, `inconclusive`);
+  4. `missing` when nothing measures it (no runs, a dataset the harness lacks, a quantity it does not compute).
+`python -m qhyer.report claims --explain ID` prints one claim's protocol, rows, test, interval and the seeds that
+would decide it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,16 +27,32 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError
 from qhyer.io import write_text_atomic
-from qhyer.report.tables import budget_fields, distinct, read_csv, to_markdown, write_csv
+from qhyer.report import stats, verdicts
+from qhyer.report.tables import (
+    SCORES,
+    distinct,
+    last_dt_metrics,
+    run_episodes,
+    to_markdown,
+    write_csv,
+)
+from qhyer.runs import read_records
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
-TABLES = ("table1", "table2", "ablation", "tau_sweep", "dt_stats")
-MEASURED_COLUMNS = ("mean", "ci_low", "ci_high", "n_seeds", "budget", "profile")
-FIELDS = {"value": ("table", "match", "value", "budget"), "total": ("table", "datasets", "methods", "value", "budget"),
-          "ordering": ("table", "key", "datasets", "chains", "budget"), "unmeasured": ("value", "reason")}
-VERDICTS = ("reproduced", "not reproduced", "below", "above", "not comparable", "missing")
+CLAIM_TYPES = {"value": ("match", "metric", "value", "protocol"),
+               "total": ("match", "datasets", "metric", "value", "protocol"),
+               "ordering": ("match", "key", "chains", "protocol"), "gain": ("match", "key", "chains", "protocol"),
+               "unmeasured": ("value", "reason")}
+PROTOCOL_KEYS = ("steps", "seeds", "episodes_per_task", "eval_aggregate", "eval_every", "eval_last_k", "dataset",
+                 "source")
+NOT_COMPARABLE, MISSING = "not comparable", "missing"
+VERDICTS = (*verdicts.VERDICTS, NOT_COMPARABLE, MISSING)
+COLUMNS = ("id", "type", "verdict", "claimed", "tolerance", "band_low", "band_high", "estimate", "ci_low", "ci_high",
+           "n_seeds", "interval_method", "seeds_to_decide", "protocol", "protocol_met", "budget", "evidence",
+           "assumption", "quote")
 
 
 class Missing(Exception):
@@ -37,194 +60,292 @@ class Missing(Exception):
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
-    """The claims file, checked for the fields each claim type needs."""
+    """The claims file, checked for the fields each claim type needs and for known protocols."""
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read claims file {path} ({err})".splitlines()[0]) from None
-    if not isinstance(doc, dict) or not {"version", "budgets", "claims"} <= doc.keys():
-        raise ConfigError(f"{path} needs the keys version, budgets and claims")
+    if not isinstance(doc, dict) or not {"version", "protocols", "tolerances", "claims"} <= doc.keys():
+        raise ConfigError(f"{path} needs the keys version, protocols, tolerances and claims")
+    for name, protocol in doc["protocols"].items():
+        unknown = set(protocol) - {*PROTOCOL_KEYS, "assumption"}
+        if unknown or "source" not in protocol:
+            raise ConfigError(f"{path}: protocol '{name}' has unknown keys {sorted(unknown)} or no source")
     seen = set()
     for claim in doc["claims"]:
         ident = claim.get("id")
-        need = FIELDS.get(claim.get("type"))
+        need = CLAIM_TYPES.get(claim.get("type"))
         if need is None or ident in seen or "quote" not in claim:
             raise ConfigError(f"{path}: claim '{ident}' has an unknown type, a duplicate id or no quote")
         lacking = [f for f in need if f not in claim]
-        if lacking or ("budget" in claim and claim["budget"] not in doc["budgets"]):
-            raise ConfigError(f"{path}: claim '{ident}' lacks {', '.join(lacking) or 'a known budget'}")
+        if lacking or claim.get("protocol", next(iter(doc["protocols"]))) not in doc["protocols"]:
+            raise ConfigError(f"{path}: claim '{ident}' lacks {', '.join(lacking) or 'a known protocol'}")
+        if claim["type"] in ("value", "total") and tolerance_of(claim, doc) is None:
+            raise ConfigError(f"{path}: claim '{ident}' has no tolerance", "give `tolerance` or a `metric` default")
         seen.add(ident)
     return doc
 
 
-def load_tables(paths: Iterable[str | Path]) -> dict[str, pd.DataFrame]:
-    """Measured tables keyed by file stem (`results/table1.csv` -> table1)."""
-    tables = {}
-    for path in map(Path, paths):
-        if path.stem not in TABLES:
-            raise ConfigError(f"{path}: not a claims table (expected one of {', '.join(TABLES)})")
-        tables[path.stem] = read_csv(path, MEASURED_COLUMNS)
-    return tables
+def tolerance_of(claim: dict, doc: dict) -> float | None:
+    """The claim's own tolerance, else its metric's default (a total: per dataset, times the datasets)."""
+    if "tolerance" in claim:
+        return float(claim["tolerance"])
+    default = doc["tolerances"].get(claim.get("metric", ""))
+    if default is None:
+        return None
+    return float(default) * (len(claim["datasets"]) if claim["type"] == "total" else 1)
 
 
-def default_rounding(value: float) -> float:
-    """The unit of a stated number's last digit: 84 -> 1, 44.2 -> 0.1, 0.38 -> 0.01, 94.0 -> 0.1."""
-    text = repr(value)
-    return 10.0 ** -(len(text.split(".")[1]) if "." in text else 0)
+# --- what was measured ------------------------------------------------------------------------------------------
+
+@dataclass
+class Measurements:
+    """Per-run scores and records of every run given, keyed for claim lookups."""
+
+    runs: pd.DataFrame                                     # one row per run: record fields + `score`
+    dt_runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run x Mamba metric (last val step)
 
 
-def _row(tables: dict[str, pd.DataFrame], claim: dict, **extra: str) -> pd.Series:
-    name = claim["table"]
-    if name not in tables:
-        raise Missing(f"{name}.csv was not given")
-    table, match = tables[name], {**claim.get("match", {}), **extra}
-    unknown = [c for c in match if c not in table]
-    if unknown:
-        raise Missing(f"{name}.csv has no column {', '.join(unknown)}")
-    rows = table[np.logical_and.reduce([table[c].astype(str) == str(v) for c, v in match.items()])]
-    where = ", ".join(f"{c}={v}" for c, v in match.items())
-    if rows.empty and "status" in table:
-        rows = table[(table["status"] == "absent") & (table["dataset"] == match.get("dataset"))]
+def _scored(record: dict) -> dict:
+    """A run's record with its score (the family's metric, scaled as the tables report it) and the fewest episodes
+    any task had at its final checkpoint."""
+    episodes = run_episodes(Path(record["run_dir"]), record)
+    column, scale, metric = SCORES[get_spec(record["dataset"]).family]
+    final = episodes[episodes["step"] == episodes["step"].max()]
+    return {**record, "metric": metric, "score": float(stats.seed_scores(episodes, column).iloc[0]) * scale,
+            "episodes_evaluated": int(final.groupby("task").size().min())}
+
+
+def measure(paths: Iterable[str | Path]) -> Measurements:
+    """Read every run folder given, one at a time (a paper budget holds ~10^3 runs of ~10^3 episodes): episode
+    scores of runs with evaluations, Mamba statistics of QHyer runs."""
+    records = read_records(paths)
+    runs = [_scored(r) for r in records if (Path(r["run_dir"]) / "eval_episodes.csv").is_file()]
+    dt_rows = []
+    for record in (r for r in records if r["method"] == "qhyer"):
+        last = last_dt_metrics(Path(record["run_dir"]))
+        last = last[last["layer"] == "all"]
+        kind = get_spec(record["dataset"]).kind
+        dt_rows += [{**record, "kind": kind, "metric": m.metric, "score": float(m.value)} for m in last.itertuples()]
+    return Measurements(pd.DataFrame(runs), pd.DataFrame(dt_rows))
+
+
+# --- checking one claim ------------------------------------------------------------------------------------------
+
+def _matching(frame: pd.DataFrame, match: dict, what: str) -> pd.DataFrame:
+    unknown = [c for c in match if c not in frame]
+    if frame.empty or unknown:
+        raise Missing(f"no runs recorded {', '.join(unknown) or what}")
+    keep = np.logical_and.reduce([frame[c].astype(str) == str(v) for c, v in match.items()])
+    rows = frame[keep]
     if rows.empty:
-        raise Missing(f"no {name} row with {where}")
-    if len(rows) > 1:
-        raise ConfigError(f"claim '{claim['id']}': {len(rows)} {name} rows match {where}", "make its match unique")
-    row = rows.iloc[0]
-    if row.get("status") == "absent" or pd.isna(row["mean"]):
-        raise Missing(f"{where}: {row.get('note') or 'not measured'}")
-    return row
+        raise Missing("no run with " + ", ".join(f"{c}={v}" for c, v in match.items()))
+    return rows
 
 
-def _bounds(row: pd.Series) -> tuple[float, float]:
-    """The row's CI, or its estimate twice when no interval could be estimated (a single run)."""
-    return (row["mean"], row["mean"]) if pd.isna(row["ci_low"]) else (row["ci_low"], row["ci_high"])
+def _rows(meas: Measurements, claim: dict, **extra) -> pd.DataFrame:
+    """The runs (one per seed) measuring one quantity of the claim; Missing when there are none."""
+    match = {**claim["match"], **extra}
+    if "dataset" in match:
+        spec = get_spec(match["dataset"])
+        match["dataset"] = spec.name
+    if claim.get("table") == "dt_stats":
+        return _matching(meas.dt_runs, {**match, "metric": claim["metric"]}, "Mamba statistics")
+    rows = _matching(meas.runs, match, "evaluations")
+    duplicated = rows["seed"].duplicated()
+    if duplicated.any():
+        raise ConfigError(f"claim '{claim['id']}': several runs per seed match {match}", "make its match unique")
+    return rows
 
 
-def _fmt(row: pd.Series) -> str:
-    low, high = _bounds(row)
-    return f"{row['mean']:.4g} [{low:.4g}, {high:.4g}]"
-
-
-def _rounding(claim: dict) -> float:
-    return claim.get("rounding", default_rounding(claim["value"])) if "value" in claim else np.nan
-
-
-def _compare(claim: dict, mean: float, low: float, high: float) -> str:
-    half = _rounding(claim) / 2
-    if claim["value"] + half < low:
-        return "above"
-    return "below" if claim["value"] - half > high else "reproduced"
-
-
-def _check_value(claim: dict, tables: dict) -> tuple[dict, list[pd.Series]]:
-    row = _row(tables, claim)
-    low, high = _bounds(row)
-    return {"measured": row["mean"], "ci_low": low, "ci_high": high, "verdict": _compare(claim, row["mean"], low, high),
-            "evidence": str(row.get("ci_method", "")), "metric": row.get("metric", "")}, [row]
-
-
-def _check_total(claim: dict, tables: dict) -> tuple[dict, list[pd.Series]]:
-    totals, gaps = [], []
-    for method in claim["methods"]:
+def _dataset_missing(claim: dict, datasets: list[str]) -> None:
+    for name in datasets:
         try:
-            totals.append((method, [_row(tables, claim, dataset=d, method=method) for d in claim["datasets"]]))
-        except Missing as gap:
-            gaps.append(f"{method}: {gap}")
-    if not totals:
-        raise Missing("; ".join(gaps))
-    method, rows = max(totals, key=lambda t: sum(r["mean"] for r in t[1]))
-    mean = sum(r["mean"] for r in rows)
-    low, high = (sum(b) for b in zip(*map(_bounds, rows), strict=True))
-    parts = " + ".join(f"{r['dataset']} {r['mean']:.4g}" for r in rows)
-    return {"measured": mean, "ci_low": low, "ci_high": high, "verdict": _compare(claim, mean, low, high),
-            "evidence": f"{method}: {parts}; interval = sum of per-dataset CI bounds", "method": method,
-            "metric": rows[0].get("metric", "")}, rows
+            get_spec(name)
+        except ConfigError:
+            raise Missing(f"dataset {name} is not in the harness's registry") from None
 
 
-def _check_ordering(claim: dict, tables: dict) -> tuple[dict, list[pd.Series]]:
-    found, lines, holds = [], [], True
-    for dataset in claim["datasets"]:
-        for chain in claim["chains"]:
-            rows = [_row(tables, claim, dataset=dataset, **{claim["key"]: v}) for v in chain]
-            ordered = all(a["mean"] > b["mean"] for a, b in pairwise(rows))
-            holds &= ordered
-            found += rows
-            lines.append(f"{dataset}: " + " > ".join(f"{v} {_fmt(r)}" for v, r in zip(chain, rows, strict=True))
-                         + ("" if ordered else " (does not hold)"))
-    return {"verdict": "reproduced" if holds else "not reproduced", "evidence": "; ".join(lines),
-            "metric": found[0].get("metric", "")}, found
+def _shortfalls(rows: pd.DataFrame, protocol: dict, n_seeds: int) -> list[str]:
+    """How the runs fall short of the claim's protocol (empty: comparable)."""
+    out = []
 
+    def below(label: str, have: Iterable, need: float) -> None:
+        have = [h for h in have if h is not None and not pd.isna(h)]
+        if not have:
+            out.append(f"{label} unrecorded")
+        elif min(have) < need:
+            out.append(f"{label} {min(have):g} < {need:g}")
 
-CHECKS = {"value": _check_value, "total": _check_total, "ordering": _check_ordering}
-
-
-def _shortfalls(rows: Sequence[pd.Series], budget: dict) -> list[str]:
-    """How the measurement falls short of the paper budget (empty: comparable)."""
-    profiles = sorted({p for r in rows for p in str(r["profile"]).split(" | ")})
-    out = [] if profiles == [budget["profile"]] else [f"profile {', '.join(profiles)} is not {budget['profile']}"]
-    fields = [budget_fields(b) for r in rows for b in str(r["budget"]).split(" | ")]
-    for key, label in (("steps", "steps"), ("episodes_per_task", "episodes/task")):
-        values = [f.get(key, "") for f in fields]
-        if not all(v.isdigit() for v in values):
-            out.append(f"{label} unknown")
-        elif min(map(int, values)) < budget[key]:
-            out.append(f"{label} {min(map(int, values))} < {budget[key]}")
-    seeds = min(int(r["n_seeds"]) for r in rows)
-    if seeds < budget["seeds"]:
-        out.append(f"seeds {seeds} < {budget['seeds']}")
+    if "steps" in protocol:
+        below("updates", rows["steps_trained"], protocol["steps"])
+    if "episodes_per_task" in protocol and "episodes_evaluated" in rows:
+        below("episodes/task", rows["episodes_evaluated"], protocol["episodes_per_task"])
+    if "seeds" in protocol:
+        below("seeds", [n_seeds], protocol["seeds"])
+    for key in ("eval_aggregate", "eval_every", "eval_last_k"):
+        if key in protocol and "episodes_evaluated" in rows:
+            found = sorted({str(v) for v in rows[f"protocol.{key}"]})
+            if found != [str(protocol[key])]:
+                out.append(f"{key} {', '.join(found)} is not {protocol[key]}")
+    if protocol.get("dataset") == "official":
+        for name, group in rows.groupby("dataset"):
+            spec = get_spec(name)
+            official = spec.train_episodes * spec.episode_length if spec.family == "ogbench" else spec.total_steps
+            below(f"{name} rows", group["protocol.dataset_rows"], official)
     return out
 
 
-def check_claim(claim: dict, budgets: dict, tables: dict[str, pd.DataFrame]) -> dict:
+@dataclass
+class Outcome:
+    decision: verdicts.Decision
+    rows: pd.DataFrame
+    detail: str
+
+
+def _value(claim: dict, doc: dict, meas: Measurements) -> Outcome:
+    rows = _rows(meas, claim)
+    decision = verdicts.value_verdict(rows["score"].to_numpy(float), claim["value"], tolerance_of(claim, doc))
+    return Outcome(decision, rows, f"{len(rows)} runs: " + ", ".join(f"{s:.4g}" for s in rows["score"]))
+
+
+def _total(claim: dict, doc: dict, meas: Measurements) -> Outcome:
+    _dataset_missing(claim, claim["datasets"])
+    per_dataset = {d: _rows(meas, claim, dataset=d) for d in claim["datasets"]}
+    decision = verdicts.total_verdict({d: r["score"].to_numpy(float) for d, r in per_dataset.items()},
+                                      claim["value"], tolerance_of(claim, doc))
+    parts = " + ".join(f"{d} {r['score'].mean():.4g} ({len(r)} seeds)" for d, r in per_dataset.items())
+    return Outcome(decision, pd.concat(per_dataset.values(), ignore_index=True), f"sum of means: {parts}")
+
+
+def _aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Two sides' scores, in seed order when both ran the same seeds (then the test pairs them by seed)."""
+    if sorted(a["seed"]) == sorted(b["seed"]):
+        return a.sort_values("seed")["score"].to_numpy(float), b.sort_values("seed")["score"].to_numpy(float)
+    return a["score"].to_numpy(float), b["score"].to_numpy(float)
+
+
+def _differences(claim: dict, doc: dict, meas: Measurements) -> Outcome:
+    """Ordering and gain claims: along each chain, every value of `key` beats the next one, on every dataset
+    (or, with `total_over`, in the total over those datasets)."""
+    if "total_over" in claim:
+        _dataset_missing(claim, claim["total_over"])
+        chain = claim["chains"][0]
+        sides = {v: [_rows(meas, claim, dataset=d, **{claim["key"]: v}) for d in claim["total_over"]] for v in chain}
+        pairs = [([r["score"].to_numpy(float) for r in sides[a]], [r["score"].to_numpy(float) for r in sides[b]])
+                 for a, b in pairwise(chain)]
+        decision = verdicts.difference_verdict(pairs, labels=[f"total {a} > total {b}" for a, b in pairwise(chain)])
+        found = [r for rows in sides.values() for r in rows]
+    else:
+        datasets = claim.get("datasets", [None])
+        _dataset_missing(claim, [d for d in datasets if d])
+        pairs, labels, found = [], [], []
+        for dataset in datasets:
+            where = {"dataset": dataset} if dataset else {}
+            for chain in claim["chains"]:
+                sides = [_rows(meas, claim, **where, **{claim["key"]: value}) for value in chain]
+                found += sides
+                for (va, a), (vb, b) in pairwise(zip(chain, sides, strict=True)):
+                    pairs.append(_aligned(a, b))
+                    labels.append(f"{dataset + ': ' if dataset else ''}{va} > {vb}")
+        decision = verdicts.difference_verdict(pairs, labels=labels)
+    shown = "; ".join(f"{d.label}: {d.estimate:+.4g} [{d.low:.4g}, {d.high:.4g}]" for d in decision.differences)
+    return Outcome(decision, pd.concat(found, ignore_index=True), shown)
+
+
+CHECKS = {"value": _value, "total": _total, "ordering": _differences, "gain": _differences}
+
+
+def check_claim(claim: dict, doc: dict, meas: Measurements) -> dict:
     """One row of claims_check.csv."""
-    keys = {"dataset": " ".join(claim.get("datasets", [])), "method": " ".join(claim.get("methods", [])),
-            "variant": "", "metric": "", **claim.get("match", {})}
-    if claim["type"] == "ordering":
-        keys[claim["key"]] = "; ".join(" > ".join(chain) for chain in claim["chains"])
-    result = {"id": claim["id"], "type": claim["type"], "quote": claim["quote"],
-              "assumption": claim.get("assumption", ""), "table": claim.get("table", ""), **keys,
-              "claimed": claim.get("value", np.nan), "rounding": _rounding(claim),
-              "measured": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_seeds": np.nan, "budget": "", "profile": "",
-              "paper_budget": budgets[claim["budget"]]["assumption"] if "budget" in claim else ""}
+    protocol_name = claim.get("protocol", "")
+    protocol = doc["protocols"].get(protocol_name, {})
+    tolerance = tolerance_of(claim, doc) if claim["type"] in ("value", "total") else math.nan
+    result = {"id": claim["id"], "type": claim["type"], "claimed": claim.get("value", math.nan),
+              "tolerance": tolerance, "band_low": math.nan, "band_high": math.nan, "estimate": math.nan,
+              "ci_low": math.nan, "ci_high": math.nan, "n_seeds": math.nan, "interval_method": "",
+              "seeds_to_decide": math.nan, "protocol": protocol_name, "protocol_met": "", "budget": "",
+              "assumption": claim.get("assumption", ""), "quote": claim["quote"]}
     try:
         if claim["type"] == "unmeasured":
             raise Missing(claim["reason"])
-        found, rows = CHECKS[claim["type"]](claim, tables)
+        outcome = CHECKS[claim["type"]](claim, doc, meas)
     except Missing as gap:
-        return {**result, "verdict": "missing", "evidence": str(gap)}
-    result.update(found)
-    result.update(n_seeds=min(int(r["n_seeds"]) for r in rows), budget=distinct(r["budget"] for r in rows),
-                  profile=distinct(r["profile"] for r in rows))
-    short = _shortfalls(rows, budgets[claim["budget"]])
+        return {**result, "verdict": MISSING, "evidence": str(gap)}
+    d = outcome.decision
+    result.update(band_low=d.tolerance[0], band_high=d.tolerance[1], estimate=d.estimate, ci_low=d.ci_low,
+                  ci_high=d.ci_high, n_seeds=d.n_seeds, interval_method=d.interval_method,
+                  seeds_to_decide=d.seeds_to_decide, budget=distinct(outcome.rows["budget"]))
+    short = _shortfalls(outcome.rows, protocol, d.n_seeds)
+    result["protocol_met"] = "no: " + "; ".join(short) if short else "yes"
+    evidence = f"{d.reason}. {outcome.detail}"
     if short:
-        result["evidence"] = f"below the paper budget ({'; '.join(short)}); at this budget: {result['verdict']}. " \
-                             + result["evidence"]
-        result["verdict"] = "not comparable"
+        result.update(verdict=NOT_COMPARABLE,
+                      evidence=f"below protocol {protocol_name} ({'; '.join(short)}); at this budget: {d.verdict}. "
+                               + evidence)
+    else:
+        result.update(verdict=d.verdict, evidence=evidence)
     return result
 
 
-def check_claims(doc: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    return pd.DataFrame([check_claim(claim, doc["budgets"], tables) for claim in doc["claims"]])
+def check_claims(doc: dict, meas: Measurements) -> pd.DataFrame:
+    return pd.DataFrame([check_claim(claim, doc, meas) for claim in doc["claims"]], columns=[*COLUMNS, "evidence"]
+                        ).loc[:, list(dict.fromkeys([*COLUMNS, "evidence"]))]
+
+
+def explain(claim_id: str, doc: dict, meas: Measurements) -> str:
+    """Everything behind one claim's verdict, as text."""
+    claims = {c["id"]: c for c in doc["claims"]}
+    if claim_id not in claims:
+        raise ConfigError(f"unknown claim '{claim_id}'", f"ids are listed in {CLAIMS_FILE.name}")
+    claim = claims[claim_id]
+    row = check_claim(claim, doc, meas)
+    protocol = doc["protocols"].get(claim.get("protocol", ""), {})
+    lines = [f"claim {claim_id} ({claim['type']}): {claim['quote']}"]
+    if claim.get("assumption"):
+        lines.append(f"assumption: {claim['assumption']}")
+    lines.append(f"protocol {claim.get('protocol', '-')}: " + json.dumps(protocol, ensure_ascii=False))
+    if claim["type"] in CHECKS:
+        try:
+            outcome = CHECKS[claim["type"]](claim, doc, meas)
+            shown = outcome.rows[[c for c in ("study", "variant", "method", "dataset", "seed", "budget",
+                                               "steps_trained", "score") if c in outcome.rows]]
+            lines += ["rows used:", shown.to_string(index=False)]
+        except Missing:
+            pass
+    lines += [f"test: {row['interval_method'] or 'none'}",
+              f"interval: {row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]; "
+              f"band [{row['band_low']:.4g}, {row['band_high']:.4g}]",
+              f"protocol met: {row['protocol_met'] or '-'}",
+              f"seeds that would decide it: {row['seeds_to_decide']:.4g}",
+              f"verdict: {row['verdict']} — {row['evidence']}"]
+    return "\n".join(lines) + "\n"
 
 
 def report_markdown(check: pd.DataFrame, doc: dict) -> str:
-    measured = check[check["verdict"] != "missing"]
     counts = check["verdict"].value_counts()
-    budgets = "; ".join(f"{name}: {b['assumption']}" for name, b in doc["budgets"].items())
+    protocols = "\n".join(f"- `{name}`: {p.get('assumption', '')} (source: {p['source']})"
+                          for name, p in doc["protocols"].items())
+
+    def fmt(value: float) -> str:
+        return "" if pd.isna(value) else f"{value:.4g}"
+
     rows = pd.DataFrame({
-        "claim": check["id"],
-        "claimed": [("" if pd.isna(r.claimed) else f"{r.claimed:.{max(0, round(-np.log10(r.rounding)))}f}")
-                    for r in check.itertuples()],
-        "measured [95% CI]": [("" if pd.isna(r.measured) else f"{r.measured:.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]")
-                              for r in check.itertuples()],
-        "verdict": check["verdict"], "evidence": check["evidence"], "source (card)": check["quote"]})
+        "claim": check["id"], "claimed": check["claimed"].map(fmt),
+        "band": [f"[{fmt(r.band_low)}, {fmt(r.band_high)}]" if not pd.isna(r.band_low) else ""
+                 for r in check.itertuples()],
+        "measured [95% CI]": [f"{fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if not pd.isna(r.estimate)
+                              else "" for r in check.itertuples()],
+        "seeds": check["n_seeds"].map(fmt), "verdict": check["verdict"], "evidence": check["evidence"]})
+    measured = check[check["verdict"] != MISSING]
     return "\n\n".join([
         f"# Claims check: {doc['paper']}",
-        f"**Measured at profile `{distinct(measured['profile'])}`; budget: {distinct(measured['budget'])}.**",
-        f"Paper budgets (assumed, the card states none): {budgets}. A measurement below its claim's paper budget is "
-        "`not comparable`; its evidence says what the verdict would be at the measured budget.",
-        f"Claims file version {doc['version']}; source: {doc['source']}. Verdicts: "
-        + ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS) + ".",
+        f"**Budget of the runs: {distinct(measured['budget'])}.** Verdicts per claim at 95% (no family-wise "
+        "correction across claims): " + ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS) + ".",
+        "How a verdict is reached: qhyer/report/verdicts.py (module docstring) and README, section "
+        "'How a verdict is reached'. Protocols (a run below its claim's protocol makes it `not comparable`):\n"
+        + protocols,
+        f"Claims file version {doc['version']}; source: {doc['source']}.",
         to_markdown(rows, pd.DataFrame(False, index=rows.index, columns=rows.columns)),
     ]) + "\n"
 

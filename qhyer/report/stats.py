@@ -64,16 +64,34 @@ def mean_of_means(strata: Sequence[np.ndarray], reps: int = REPS, seed: int = SE
     return percentile_interval(estimate, replicates)
 
 
+# How a seed's score is made from the checkpoints its run evaluated (the run's recorded `eval.aggregate`).
+STEP_AGGREGATES = {"final": lambda per_step: per_step.iloc[-1], "mean_last": lambda per_step: per_step.mean(),
+                   "best": lambda per_step: per_step.max()}
+
+
+def seed_scores(episodes: pd.DataFrame, value: str) -> pd.Series:
+    """One score per seed: per checkpoint the mean over tasks of the per-task mean of `value`, then the run's
+    evaluation schedule over its checkpoints (column `protocol.eval_aggregate`; `final` when absent)."""
+    per_step = episodes.groupby(["seed", "step", "task"])[value].mean().groupby(["seed", "step"]).mean()
+    rules = episodes.groupby("seed")["protocol.eval_aggregate"].first() if "protocol.eval_aggregate" in episodes \
+        else pd.Series("final", index=per_step.index.unique("seed"))
+    return pd.Series({seed: STEP_AGGREGATES[rules[seed]](per_step.loc[seed].sort_index())
+                      for seed in per_step.index.unique("seed")}, dtype=float).rename_axis("seed")
+
+
 def summarize_episodes(episodes: pd.DataFrame, value: str, reps: int = REPS, seed: int = SEED) -> dict:
-    """Estimate and interval of one (method, dataset)'s per-episode `value` (columns seed, task, `value`)."""
-    seed_scores = episodes.groupby(["seed", "task"])[value].mean().groupby("seed").mean().to_numpy(float)
-    if len(seed_scores) > 1:
-        strata, how = [seed_scores], SEED_BOOTSTRAP
-    else:
-        strata, how = [g.to_numpy(float) for _, g in episodes.groupby("task")[value]], EPISODE_BOOTSTRAP
-    interval = mean_of_means(strata, reps, seed)
+    """Estimate and interval of one (method, dataset)'s per-episode `value` (columns seed, step, task, `value`)."""
+    scores = seed_scores(episodes, value).to_numpy(float)
+    if len(scores) > 1:
+        interval, how = mean_of_means([scores], reps, seed), SEED_BOOTSTRAP
+    elif episodes["step"].nunique() == 1:
+        strata = [g.to_numpy(float) for _, g in episodes.groupby("task")[value]]
+        interval, how = mean_of_means(strata, reps, seed), EPISODE_BOOTSTRAP
+    else:  # one seed scored over several checkpoints (best / mean of the last): no episode-level interval
+        interval, how = Interval(float(scores[0]), np.nan, np.nan), "one seed, several checkpoints: no interval"
     return {"mean": interval.estimate, "ci_low": interval.low, "ci_high": interval.high, "ci_method": how,
-            "n_seeds": len(seed_scores), "n_tasks": episodes["task"].nunique(), "episodes": len(episodes)}
+            "n_seeds": len(scores), "n_tasks": episodes["task"].nunique(),
+            "episodes": int(episodes.groupby("step").size().max())}
 
 
 # --- aggregates over a (runs, tasks) score matrix; functions take (..., runs, tasks) arrays -----------------

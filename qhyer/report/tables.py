@@ -1,16 +1,14 @@
 """Report tables: a tidy CSV plus Markdown and LaTeX renderings with the best entry per row in bold.
 
-Inputs are run folders (`runs/<profile>/<study>/<variant>/<method>/<dataset>/seed<N>`) or files inside them.
-Episode tables read `eval_episodes.csv`; a column an older file lacks is taken from the run's `summary.json`,
-else from the run folder's path (study `main` and variant `default` when the path does not say). `dt_stats`
-reads `metrics.csv` and `summary.json`. Every tidy row carries `profile` and `budget`; numbers are computed as
-described in `qhyer.report.stats`.
+Inputs are run folders (`runs/<budget>/<study>/<variant>/<method>/<dataset>/seed<N>`) or files inside them. What a
+run is (identity, protocol, resolved method fields such as τ or the backbone) is read from its `summary.json`
+record (qhyer/runs.py), never from its path. Episode tables read `eval_episodes.csv`; `dt_stats` reads
+`metrics.csv`. Every tidy row carries `budget` (its name) and `protocol` (what was trained and evaluated); numbers
+are computed as described in `qhyer.report.stats`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,19 +17,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qhyer.algorithm import ABAR_DEFINITIONS
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.errors import ConfigError, DataError
 from qhyer.io import atomic_path, write_text_atomic
 from qhyer.report import stats
+from qhyer.runs import MAIN_VARIANT, load_records, read_summary, record_row, run_folders
 
 METHODS = ("qhyer", "dt", "qt", "lsdt", "gciql", "hiql", "gcbc")
 BACKBONES = ("attention", "mamba", "hybrid")
 CONDITIONINGS = ("nf", "crl", "cvae", "none", "rtg")
-DT_METRICS = ("delta_mean", "abar_mean", "effective_memory", "gate_attention_share")
-MAIN_VARIANT = "default"
+# Mamba statistics QHyer logs (qhyer/algorithm.py): Δ_t, then Ā_t and its memory under each definition, then the gate.
+DT_METRICS = ("delta_mean", *(f"abar_{d}" for d in ABAR_DEFINITIONS), *(f"memory_steps_{d}" for d in ABAR_DEFINITIONS),
+              *(f"memory_tokens_{d}" for d in ABAR_DEFINITIONS), "gate_attention_share")
 PROFILE_THRESHOLDS = np.linspace(0.0, 1.0, 21)
-RUN_PATH = re.compile(r"(?:(?P<study>main|ablation|tau)/(?P<variant>[^/]+)/)?"
-                      r"(?P<method>[^/]+)/(?P<dataset>[^/]+)/seed(?P<seed>\d+)$")
 # family -> (episode column, scale, reported metric)
 SCORES = {"ogbench": ("success", 100.0, "success_x100"), "antmaze": ("success", 100.0, "success_x100"),
           "maze2d": ("normalized_score", 1.0, "normalized_score")}
@@ -40,7 +39,7 @@ ORDERS: dict[str, Sequence] = {"variant": (MAIN_VARIANT,), "level": ("run", "dat
                                "kind": ("play", "noisy"), "dataset": tuple(DATASETS), "method": METHODS,
                                "backbone": BACKBONES, "conditioning": CONDITIONINGS, "layer": ("all",),
                                "metric": (*stats.AGGREGATES, *DT_METRICS)}
-ABSENT_BUDGET = "n/a (dataset absent)"
+ABSENT_PROTOCOL = "n/a (dataset absent)"
 BEST_ROW_NOTE = "Cells: estimate [95% CI]; best entry per row in bold."
 
 
@@ -60,7 +59,7 @@ class Table:
 
     def _header(self) -> list[str]:
         measured = self.tidy[self.tidy["status"] != "absent"] if "status" in self.tidy else self.tidy
-        return [f"Profile: {distinct(measured['profile'])}", f"Budget: {distinct(measured['budget'])}", *self.notes]
+        return [f"Budget: {distinct(measured['budget'])}", f"Protocol: {distinct(measured['protocol'])}", *self.notes]
 
     def markdown(self) -> str:
         parts = [f"# {self.title}", "\n\n".join(self._header())]
@@ -108,70 +107,23 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     return frame
 
 
-def budget_fields(budget: str) -> dict[str, str]:
-    """`profile=quick; steps=3000; ...` -> {'profile': 'quick', 'steps': '3000', ...}."""
-    pairs = (part.split("=", 1) for part in str(budget).split(";") if "=" in part)
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
-def run_identity(run_dir: Path) -> dict:
-    """What a run folder says about itself: its path, overridden by its summary.json."""
-    ident = {"study": "main", "variant": MAIN_VARIANT, "budget": "unknown"}
-    match = RUN_PATH.search(run_dir.resolve().as_posix())
-    if match:
-        ident.update({key: value for key, value in match.groupdict().items() if value is not None})
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        try:
-            data = json.loads(summary.read_text())
-        except json.JSONDecodeError as err:
-            raise DataError(f"{summary} is not valid JSON ({err})", "re-run the training job that writes it") from None
-        ident.update({key: data[key] for key in ("method", "dataset", "seed", "profile", "budget") if key in data})
-    ident.setdefault("profile", budget_fields(ident["budget"]).get("profile", "unknown"))
-    return ident
-
-
-def _require_identity(ident: dict, where: Path, needed: Iterable[str] = ("method", "dataset", "seed")) -> None:
-    missing = [key for key in needed if key not in ident]
-    if missing:
-        raise DataError(f"{where}: cannot tell the run's {', '.join(missing)} (no column, no summary.json, "
-                        "no runs/.../<method>/<dataset>/seed<N> path)", "pass the run folder as the DAG writes it")
-
-
-def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    names = {name: get_spec(name).name for name in frame["dataset"].unique()}
-    return frame.assign(dataset=frame["dataset"].map(names), seed=frame["seed"].astype(int))
-
-
-def _normalized_score(frame: pd.DataFrame) -> pd.Series:
-    """D4RL normalised score 100 (return - ref_min) / (ref_max - ref_min); NaN for datasets without references."""
-    specs = frame["dataset"].map(get_spec)
-    low = specs.map(lambda s: s.ref_min_score).astype(float)
-    high = specs.map(lambda s: s.ref_max_score).astype(float)
-    return 100.0 * (frame["return"] - low) / (high - low)
-
-
-def _read_episodes(path: Path) -> pd.DataFrame:
-    frame = read_csv(path)
+def run_episodes(run: Path, record: dict) -> pd.DataFrame:
+    """A run's `eval_episodes.csv`, with its record (identity, protocol, method fields) on every row."""
+    path = run / "eval_episodes.csv"
+    frame = read_csv(path, ("task", "episode", "success", "return", "step"))
     if frame.empty:
         raise DataError(f"{path} holds no episodes", "re-run its evaluate step")
-    lacking = [c for c in ("method", "dataset", "seed", "study", "variant", "budget", "profile") if c not in frame]
-    if lacking:
-        ident = run_identity(path.parent)
-        _require_identity(ident, path, lacking)
-        frame = frame.assign(**{column: ident[column] for column in lacking})
-    if "task" not in frame:
-        frame["task"] = 0
-    frame = _canonical(frame)
-    if "normalized_score" not in frame and "return" in frame:
-        frame["normalized_score"] = _normalized_score(frame)
-    return frame
+    if int(frame["step"].max()) != int(record["protocol.steps"]):
+        raise DataError(f"{path} has no episodes of the final checkpoint (step {record['protocol.steps']}; "
+                        f"latest found: {int(frame['step'].max())})", "re-run its evaluate step")
+    return frame.drop(columns=[c for c in record if c in frame]).assign(**record)
 
 
 def load_episodes(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Every episode of the given run folders or `eval_episodes.csv` files, one tidy frame."""
-    files = [p / "eval_episodes.csv" if p.is_dir() else p for p in map(Path, paths)]
-    return pd.concat([_read_episodes(f) for f in files], ignore_index=True)
+    """Every episode of the given run folders (or files inside them), each row carrying its run's record."""
+    records = load_records(paths)
+    frames = [run_episodes(Path(r["run_dir"]), r) for r in records.to_dict("records")]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _note(message: str) -> None:
@@ -185,7 +137,7 @@ def distinct(values: Iterable) -> str:
 
 
 def _labels(group: pd.DataFrame) -> dict[str, str]:
-    return {"budget": distinct(group["budget"]), "profile": distinct(group["profile"])}
+    return {"budget": distinct(group["budget"]), "protocol": distinct(group["protocol"])}
 
 
 def _order(frame: pd.DataFrame) -> pd.Index:
@@ -243,7 +195,7 @@ def _cell(row: pd.Series, value: str, decimals: int) -> str:
 def pivot(tidy: pd.DataFrame, rows: list[str], col: str, order: Sequence = (), *, value: str = "mean",
           decimals: int = 1, best: Callable[[tuple], str | None] = lambda key: "max",
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Display frame (rows x `col` values, then seeds/profile/budget) and its bold mask.
+    """Display frame (rows x `col` values, then seeds/budget/protocol) and its bold mask.
 
     `best(row_key)` is 'max', 'min' or None; every cell equal to the row's best displayed value is bold.
     """
@@ -258,8 +210,8 @@ def pivot(tidy: pd.DataFrame, rows: list[str], col: str, order: Sequence = (), *
         top = {"max": shown.max(), "min": shown.min()}.get(rank, np.nan)
         records.append({**dict(zip(rows, key, strict=True)),
                         **{str(c): _cell(by_col.loc[c], value, decimals) if c in by_col.index else "" for c in columns},
-                        "seeds": distinct(group["n_seeds"]), "profile": distinct(group["profile"]),
-                        "budget": distinct(re.sub(r"profile=[^;]*;\s*", "", str(b)) for b in group["budget"])})
+                        "seeds": distinct(group["n_seeds"]), "budget": distinct(group["budget"]),
+                        "protocol": distinct(group["protocol"])})
         bold.append({str(c): bool(c in shown.index and shown[c] == top) for c in columns})
     display = pd.DataFrame(records)
     return display, pd.DataFrame(bold, index=display.index).reindex(columns=display.columns, fill_value=False)
@@ -307,21 +259,21 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
     """D4RL: Maze2d normalised score, AntMaze success x100; a dataset whose files are absent is a row saying so."""
     episodes = _select(episodes, "main", {"maze2d", "antmaze"}, allow_empty=bool(absent))
     measured = _summaries(episodes, ["dataset", "method"], reps, seed).assign(status="measured", note="") \
-        if len(episodes) else pd.DataFrame(columns=["dataset", "profile"])
+        if len(episodes) else pd.DataFrame(columns=["dataset", "budget"])
     specs = [get_spec(name) for name in dict.fromkeys(absent)]
     clash = sorted({s.name for s in specs} & set(measured["dataset"]))
     if clash:
         raise ConfigError(f"{', '.join(clash)} passed with --absent but results for it were given too",
                           "drop it from --absent or from --runs")
-    profile = distinct(measured["profile"])
+    budget = distinct(measured["budget"])
     missing = pd.DataFrame([{"dataset": s.name, "method": "", "metric": SCORES[s.family][2], "status": "absent",
                              "note": f"absent: {s.train_file} not found"
                                      + ("" if s.regenerable else " (cannot be regenerated; supply the D4RL file)"),
-                             "n_seeds": 0, "episodes": 0, "budget": ABSENT_BUDGET, "profile": profile}
+                             "n_seeds": 0, "episodes": 0, "budget": budget, "protocol": ABSENT_PROTOCOL}
                             for s in specs])
     display, bold = pivot(measured, ["dataset"], "method", METHODS) if len(measured) else (None, None)
     if specs:
-        display = pd.concat([display, missing[["dataset", "note", "profile", "budget"]].assign(seeds="0")],
+        display = pd.concat([display, missing[["dataset", "note", "budget", "protocol"]].assign(seeds="0")],
                             ignore_index=True).fillna("")
         bold = pd.DataFrame(False, index=display.index, columns=display.columns) if bold is None else \
             bold.reindex(index=display.index, columns=display.columns, fill_value=False)
@@ -331,32 +283,20 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
     return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], [BEST_ROW_NOTE])
 
 
-def _variants(tidy: pd.DataFrame, parse: Callable[[str], dict]) -> pd.DataFrame:
-    """Insert the fields a study's variant name stands for (after the `variant` column)."""
-    parsed = pd.DataFrame([parse(v) for v in tidy["variant"]], index=tidy.index)
-    at = tidy.columns.get_loc("variant") + 1
-    return pd.concat([tidy.iloc[:, :at], parsed, tidy.iloc[:, at:]], axis=1)
+# Recorded method fields a study's table shows, as {column: record field}.
+ABLATION_FIELDS = {"backbone": "method.backbone", "conditioning": "method.conditioning"}
+TAU_FIELDS = {"tau": "method.expectile_tau"}
 
 
-def _ablation_variant(variant: str) -> dict:
-    backbone, _, conditioning = variant.partition("-")
-    if backbone not in BACKBONES or conditioning not in CONDITIONINGS:
-        raise ConfigError(f"ablation variant '{variant}' is not <backbone>-<conditioning>",
-                          f"backbones {', '.join(BACKBONES)}; conditionings {', '.join(CONDITIONINGS)}")
-    return {"backbone": backbone, "conditioning": conditioning}
-
-
-def _tau_variant(variant: str) -> dict:
-    try:
-        return {"tau": float(variant.removeprefix("tau"))}
-    except ValueError:
-        raise ConfigError(f"tau-sweep variant '{variant}' is not tau<value>", "e.g. tau0.9") from None
+def _with_fields(episodes: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
+    """The episodes with the recorded method fields as plain columns (what each run actually trained with)."""
+    return episodes.assign(**{column: episodes[field] for column, field in fields.items()})
 
 
 def ablation(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
     """Backbone x conditioning on the ablation datasets, success x100."""
-    tidy = _summaries(_select(episodes, "ablation", {"ogbench"}), ["dataset", "method", "variant"], reps, seed)
-    tidy = _sort(_variants(tidy, _ablation_variant))
+    episodes = _with_fields(_select(episodes, "ablation", {"ogbench"}), ABLATION_FIELDS)
+    tidy = _summaries(episodes, ["dataset", "method", "variant", *ABLATION_FIELDS], reps, seed)
     display, bold = pivot(tidy, ["dataset", "backbone"], "conditioning", CONDITIONINGS)
     return Table("Ablation: backbone x conditioning, success rate (%)", tidy,
                  [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE])
@@ -364,20 +304,15 @@ def ablation(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.S
 
 def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
     """Expectile tau sweep, success x100."""
-    tidy = _summaries(_select(episodes, "tau", {"ogbench"}), ["dataset", "method", "variant"], reps, seed)
-    tidy = _sort(_variants(tidy, _tau_variant).sort_values("tau", kind="stable"))
+    episodes = _with_fields(_select(episodes, "tau", {"ogbench"}), TAU_FIELDS)
+    tidy = _summaries(episodes, ["dataset", "method", "variant", *TAU_FIELDS], reps, seed)
+    tidy = _sort(tidy.sort_values("tau", kind="stable"))
     display, bold = pivot(tidy, ["dataset"], "tau")
     return Table("Expectile tau sweep, success rate (%)", tidy, [Section("Success rate (%) by tau", display, bold)],
                  [BEST_ROW_NOTE])
 
 
-def _run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders of the given folders or files inside them, each once, in the given order."""
-    dirs = (p if p.is_dir() else p.parent for p in map(Path, paths))
-    return list(dict.fromkeys(d.resolve() for d in dirs))
-
-
-def _last_dt_metrics(run_dir: Path) -> pd.DataFrame:
+def last_dt_metrics(run_dir: Path) -> pd.DataFrame:
     """Δ_t / Ā_t / memory / gate rows at the last step of the val split (train when a run logged no val split)."""
     metrics = read_csv(run_dir / "metrics.csv", required=("step", "split", "metric", "value"))
     parts = metrics["metric"].astype(str).str.split("/layer", n=1, expand=True).reindex(columns=[0, 1])
@@ -391,20 +326,19 @@ def _last_dt_metrics(run_dir: Path) -> pd.DataFrame:
 def load_dt_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Run-level rows (one per metric and layer) of every QHyer run folder given."""
     rows = []
-    for run_dir in _run_dirs(paths):
-        ident = run_identity(run_dir)
-        _require_identity(ident, run_dir)
+    for run_dir in run_folders(paths):
+        ident = record_row(read_summary(run_dir), run_dir)
         if ident["method"] != "qhyer":
             raise ConfigError(f"{run_dir} is a '{ident['method']}' run; dt_stats reads QHyer runs only",
                               "pass only runs/.../qhyer/... folders")
-        last = _last_dt_metrics(run_dir)
+        last = last_dt_metrics(run_dir)
         if last.empty:
             _note(f"{run_dir} logged no Δ_t/Ā_t/gate metrics (a variant without that branch?); not in dt_stats")
         spec = get_spec(ident["dataset"])
         rows += [{"level": "run", "variant": ident["variant"], "kind": spec.kind, "dataset": spec.name,
                   "seed": int(ident["seed"]), "layer": m.layer, "metric": m.metric, "mean": float(m.value),
                   "ci_low": np.nan, "ci_high": np.nan, "ci_method": "single run", "n_seeds": 1, "n_runs": 1,
-                  "split": m.split, "step": int(m.step), "budget": ident["budget"], "profile": ident["profile"]}
+                  "split": m.split, "step": int(m.step), "budget": ident["budget"], "protocol": ident["protocol"]}
                  for m in last.itertuples()]
     if not rows:
         raise DataError("no input run logged Δ_t/Ā_t/gate metrics in metrics.csv",

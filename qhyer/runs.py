@@ -1,0 +1,193 @@
+"""What a run is: its identity, its folder, the method fields a study's variant sets, and its records.
+
+A run is one training of a method on a dataset with a seed, in a study's variant, under a named budget. This module
+is the one owner of that identity:
+  * the workflow (workflow/rules/common.smk) builds run folders with `RUN_DIR` and asks `study_variants` which
+    method fields each variant sets;
+  * the trainer records the identity, every resolved method field and the run's protocol in `summary.json`
+    (`run_record`);
+  * the report reads runs back with `load_records` / `load_episodes`, from those records alone — never from the
+    folder's path.
+Adding a study = one entry in `STUDIES` (plus its section in the workflow config and its table).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from qhyer.data.registry import get_spec
+from qhyer.errors import ConfigError, DataError
+
+# The run folder below the runs root; identity fields only, so two runs never share a folder.
+RUN_DIR = "{runs_root}/{budget}/{study}/{variant}/{method}/{dataset}/seed{seed}"
+MAIN_VARIANT = "default"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A family of runs: which workflow config section lists its datasets, and what each variant sets.
+
+    `variants(section)` maps the section to {variant name: {method field: value}}; the trainer receives the fields
+    as `method.<field>=<value>` overrides placed after the budget's own, so a variant's value always wins.
+    """
+
+    section: str | None                     # workflow config section (None: Tables 1 and 2's own lists)
+    variants: Callable[[dict], dict[str, dict[str, Any]]]
+    methods: tuple[str, ...] | None = None  # None: every method of the workflow config
+
+
+def _ablation(section: dict) -> dict[str, dict[str, Any]]:
+    return {f"{b}-{c}": {"backbone": b, "conditioning": c}
+            for b in section["backbones"] for c in section["conditionings"]}
+
+
+def _tau(section: dict) -> dict[str, dict[str, Any]]:
+    return {f"tau{t}": {"expectile_tau": float(t)} for t in section["taus"]}
+
+
+STUDIES: dict[str, Study] = {
+    "main": Study(None, lambda section: {MAIN_VARIANT: {}}),
+    "ablation": Study("ablation", _ablation, ("qhyer",)),
+    "tau": Study("tau_sweep", _tau, ("qhyer",)),
+}
+
+
+def get_study(name: str) -> Study:
+    if name not in STUDIES:
+        raise ConfigError(f"unknown study '{name}'", f"use one of: {', '.join(STUDIES)}")
+    return STUDIES[name]
+
+
+def study_variants(study: str, workflow_config: dict) -> dict[str, dict[str, Any]]:
+    """{variant: method fields} of `study` under a workflow config (merged with its budget)."""
+    spec = get_study(study)
+    return spec.variants(workflow_config.get(spec.section, {}) if spec.section else {})
+
+
+def run_dir(runs_root: str, budget: str, study: str, variant: str, method: str, dataset: str, seed: int) -> str:
+    return RUN_DIR.format(runs_root=runs_root, budget=budget, study=study, variant=variant, method=method,
+                          dataset=dataset, seed=seed)
+
+
+# --- a budget's runs -------------------------------------------------------------------------------------------
+
+def merge_config(base: dict, extra: dict) -> dict:
+    """`extra` merged into `base` (nested dicts key by key; other values replaced), as Snakemake merges configs."""
+    for key, value in extra.items():
+        base[key] = merge_config(base.get(key, {}), value) if isinstance(value, dict) and key in base else value
+    return base
+
+
+def workflow_config(config_dir: str | Path, budget: str | None = None) -> dict:
+    """The workflow config (`config.yaml`) merged over its budget file `budgets/<budget>.yaml`, as the DAG loads it
+    (workflow/rules/common.smk); `budget` overrides config.yaml's own choice."""
+    config_dir = Path(config_dir)
+    config = yaml.safe_load((config_dir / "config.yaml").read_text())
+    config["budget"] = budget or config["budget"]
+    budget_file = config_dir / "budgets" / f"{config['budget']}.yaml"
+    if not budget_file.is_file():
+        raise ConfigError(f"unknown budget '{config['budget']}'",
+                          f"use one of: {', '.join(sorted(p.stem for p in budget_file.parent.glob('*.yaml')))}")
+    return merge_config(yaml.safe_load(budget_file.read_text()), config)
+
+
+def study_datasets(study: str, workflow_config: dict) -> list[str]:
+    """The datasets a study runs on under a (merged) workflow config."""
+    section = get_study(study).section
+    return workflow_config[section]["datasets"] if section else \
+        workflow_config["table1_datasets"] + workflow_config["table2_datasets"]
+
+
+def eval_schedule(dataset: str, workflow_config: dict) -> dict[str, Any]:
+    """The dataset family's evaluation schedule (episodes_per_task, every, aggregate, last_k), else `default`."""
+    schedules = workflow_config["eval"]["schedule"]
+    return schedules.get(get_spec(dataset).family, schedules["default"])
+
+
+def train_steps(study: str, method: str, dataset: str, workflow_config: dict) -> int:
+    """Updates of one run: the study's `steps`, else the method's, else the dataset family's, else train.steps."""
+    section, train = get_study(study).section, workflow_config["train"]
+    family_steps = train.get("steps_by_family", {}).get(get_spec(dataset).family, train["steps"])
+    study_steps = workflow_config[section].get("steps") if section else None
+    return study_steps or train["method_overrides"].get(method, {}).get("steps", family_steps)
+
+
+# --- records ------------------------------------------------------------------------------------------------
+
+# Protocol fields every run records (summary.json `protocol`); claims compare them with what they need.
+PROTOCOL_FIELDS = ("steps", "batch_size", "episodes_per_task", "eval_every", "eval_aggregate", "eval_last_k",
+                   "dataset_episodes", "dataset_rows")
+IDENTITY_FIELDS = ("study", "variant", "method", "dataset", "seed", "budget")
+
+
+def protocol_label(protocol: dict) -> str:
+    """One line a reader can check: what the run trained and how it was evaluated."""
+    schedule = {"final": "final checkpoint", "best": f"best of evaluations every {protocol['eval_every']}",
+                "mean_last": f"mean of the last {protocol['eval_last_k']} evaluations every "
+                             f"{protocol['eval_every']}"}[protocol["eval_aggregate"]]
+    return (f"{protocol['steps']} updates, batch {protocol['batch_size']}, {protocol['episodes_per_task']} "
+            f"episodes/task, {schedule}, dataset {protocol['dataset_episodes']} episodes "
+            f"({protocol['dataset_rows']} rows)")
+
+
+def run_record(*, study: str, variant: str, method: str, dataset: str, seed: int, budget: str, steps_trained: int,
+               protocol: dict[str, Any], method_config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `summary.json` the report reads back (`read_summary`); the trainer adds its own beside them."""
+    if set(protocol) != set(PROTOCOL_FIELDS):
+        raise ConfigError(f"a run's protocol records exactly {', '.join(PROTOCOL_FIELDS)} (got {', '.join(protocol)})")
+    return {"study": study, "variant": variant, "method": method, "dataset": dataset, "seed": seed, "budget": budget,
+            "steps_trained": steps_trained, "protocol": protocol, "method_config": method_config}
+
+
+def read_summary(run: str | Path) -> dict:
+    """A run folder's `summary.json` (written when training finished), or a one-line DataError."""
+    path = Path(run) / "summary.json"
+    if not path.is_file():
+        raise DataError(f"{Path(run)} has no summary.json: the run did not finish training",
+                        "train it (or rerun the DAG) before reporting it")
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err})", "delete the run folder and retrain it") from None
+    missing = [k for k in (*IDENTITY_FIELDS, "protocol", "method_config") if k not in summary]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)} (written by an older version of the harness)",
+                        "retrain the run")
+    return summary
+
+
+def record_row(summary: dict, run: Path) -> dict[str, Any]:
+    """A flat row: identity, protocol (`protocol.<field>`), resolved method fields (`method.<field>`)."""
+    row: dict[str, Any] = {key: summary[key] for key in IDENTITY_FIELDS}
+    row.update(run_dir=str(run), steps_trained=summary.get("steps_trained"),
+               protocol=protocol_label(summary["protocol"]))
+    row.update({f"protocol.{k}": summary["protocol"].get(k) for k in PROTOCOL_FIELDS})
+    for key, value in summary["method_config"].items():
+        row[f"method.{key}"] = json.dumps(value) if isinstance(value, list | dict) else value
+    return row
+
+
+def run_folders(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders of the given folders or files inside them, each once, in the given order."""
+    dirs = (p if p.is_dir() else p.parent for p in map(Path, paths))
+    return list(dict.fromkeys(dirs))
+
+
+def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The record (`record_row`) of every run folder (or file inside one) given, each as recorded."""
+    rows = [record_row(read_summary(run), run) for run in run_folders(paths)]
+    if not rows:
+        raise DataError("no run folders given", "pass run folders or their eval_episodes.csv files")
+    return rows
+
+
+def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per run folder (or file inside one) given; see `record_row`."""
+    return pd.DataFrame(read_records(paths))
