@@ -2,7 +2,9 @@
 
     python -m qhyer.evaluate runs/quick/main/default/qhyer/cube-single-play-v0/seed0 --episodes-per-task 50
 
-Writes `<run>/eval_episodes.csv` (one row per episode, tagged with study, variant, profile and budget).
+Evaluates every checkpoint the run's evaluation schedule names (eval.every / eval.aggregate; by default the final
+one) and writes `<run>/eval_episodes.csv`: one row per episode, tagged with the run's identity and the checkpoint's
+training step.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import torch
 
 from qhyer.errors import ConfigError, cli_main
-from qhyer.trainer import evaluate_agent, load_run
+from qhyer.trainer import evaluate_run, read_run_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes-per-task", type=int, default=None, help="default: the run's eval config")
     parser.add_argument("--num-envs", type=int, default=None, help="episodes stepped together")
     parser.add_argument("--max-steps", type=int, default=0, help="cap on episode length (0 = official limit)")
-    parser.add_argument("--study", default="main")
-    parser.add_argument("--variant", default="default")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
@@ -35,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg, agent = load_run(args.run_dir, device=args.device)
+    cfg = read_run_config(args.run_dir)
     eval_cfg = dataclasses.replace(cfg.eval, episodes_per_task=args.episodes_per_task or cfg.eval.episodes_per_task,
                                    num_envs=args.num_envs or cfg.eval.num_envs)
     cfg = dataclasses.replace(cfg, eval=eval_cfg, train=dataclasses.replace(cfg.train, progress=not args.no_progress))
-    headline = evaluate_agent(agent, cfg, args.run_dir, study=args.study, variant=args.variant,
-                              max_steps=args.max_steps or None)
+    headline = evaluate_run(args.run_dir, cfg, device=args.device, max_steps=args.max_steps or None)
     print(f"{cfg.method.name} {cfg.dataset} seed {cfg.seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in headline.items()))
     return 0
 

@@ -3,10 +3,10 @@ public entry points (`python -m qhyer.train`, `python -m qhyer.evaluate`), and i
 random policy's on the same evaluation episodes.
 
     python -m qhyer.learning_check [--dataset maze2d-umaze-v1] [--steps 1000] [--episodes 30] [--jobs 2]
-        [--sizes workflow/config/profiles/quick.yaml] [--methods qhyer dt ...] [--out results/learning_check.csv]
+        [--sizes workflow/config/budgets/quick.yaml] [--methods qhyer dt ...] [--out results/learning_check.csv]
 
-`--sizes` takes the per-method model sizes (train.method_overrides) of a workflow profile, so the check runs the
-models the `quick` profile trains. Runs go to runs/learning_check/steps<N>/<method>/<dataset>/seed<seed>; a finished run
+`--sizes` takes the per-method model sizes (train.method_overrides) of a workflow budget, so the check runs the
+models the `quick` budget trains. Runs go to runs/learning_check/steps<N>/<method>/<dataset>/seed<seed>; a finished run
 (eval_episodes.csv present) is reused. The verdict `learns` needs the method's 95% bootstrap interval (over
 episodes) of the goal-reached rate to lie above the random policy's, `overlaps random` otherwise. Writes the CSV
 and a Markdown rendering beside it, both atomically, and prints the table.
@@ -35,6 +35,7 @@ from qhyer.io import write_json_atomic, write_text_atomic
 from qhyer.methods import METHODS
 from qhyer.report.stats import summarize_episodes
 from qhyer.report.tables import SCORES, to_markdown, write_csv
+from qhyer.runs import protocol_label, read_summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     parser.add_argument("--sizes", type=Path, default=None,
-                        help="a workflow profile YAML whose train.method_overrides set the model sizes")
+                        help="a workflow budget YAML whose train.method_overrides set the model sizes")
     parser.add_argument("--data-dir", type=Path, default=Path("data/learning_check"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learning_check"))
     parser.add_argument("--generate-steps", type=int, default=100_000,
@@ -59,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def method_overrides(sizes: Path | None) -> dict[str, list[str]]:
-    """Hydra overrides per method from a profile's train.method_overrides (lists as one shell word)."""
+    """Hydra overrides per method from a budget's train.method_overrides (lists as one shell word)."""
     if sizes is None:
         return {}
     if not sizes.is_file():
-        raise ConfigError(f"--sizes {sizes} does not exist", "e.g. --sizes workflow/config/profiles/quick.yaml")
+        raise ConfigError(f"--sizes {sizes} does not exist", "e.g. --sizes workflow/config/budgets/quick.yaml")
     table = (yaml.safe_load(sizes.read_text()) or {}).get("train", {}).get("method_overrides", {})
     word = lambda v: "[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v)  # noqa: E731
     return {method: [f"{key}={word(value)}" for key, value in entries.items() if key != "steps"]
@@ -99,7 +100,7 @@ def train_and_evaluate(method: str, args: argparse.Namespace, overrides: list[st
         return run_dir, json.loads(timing.read_text())["wall_time_s"] if timing.is_file() else float("nan")
     start = time.perf_counter()
     _run([sys.executable, "-m", "qhyer.train", f"method={method}", f"dataset={args.dataset}", f"seed={args.seed}",
-          f"data_dir={args.data_dir}", f"run_dir={run_dir}", "profile=learning_check", f"train.steps={args.steps}",
+          f"data_dir={args.data_dir}", f"run_dir={run_dir}", "budget=learning_check", f"train.steps={args.steps}",
           "train.threads=1", "train.progress=false", "eval.enabled=false", *overrides], run_dir.parent / "train.log")
     _run([sys.executable, "-m", "qhyer.evaluate", str(run_dir), "--episodes-per-task", str(args.episodes),
           "--max-steps", str(args.max_steps), "--threads", "1", "--no-progress"], run_dir.parent / "evaluate.log")
@@ -111,8 +112,7 @@ def train_and_evaluate(method: str, args: argparse.Namespace, overrides: list[st
 def random_episodes(args: argparse.Namespace) -> pd.DataFrame:
     spec = get_spec(args.dataset)
     episodes = evaluate_policy(RandomPolicy(spec.action_dim), spec, episodes_per_task=args.episodes, seed=args.seed,
-                               method="random", budget=f"no training; episodes_per_task={args.episodes}",
-                               progress=False, max_steps=args.max_steps or None)
+                               method="random", progress=False, max_steps=args.max_steps or None).assign(step=0)
     if spec.family == "maze2d":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
     return episodes
@@ -135,16 +135,18 @@ def check_table(runs: dict[str, tuple[Path, float]], random: pd.DataFrame, datas
     hindsight-relabelled data never shows (its controller moves on to a new target)."""
     column, scale, metric = SCORES[get_spec(dataset).family]
 
-    def row(method: str, episodes: pd.DataFrame, seconds: float) -> dict:
+    def row(method: str, episodes: pd.DataFrame, seconds: float, protocol: str) -> dict:
         episodes = _reached(episodes)
         return {"method": method, **_summary(episodes, "reached", 100.0, "reached_"),
                 **_summary(episodes, column, scale, "score_"), "metric": metric, "wall_time_s": round(seconds, 1),
-                "budget": episodes["budget"].iloc[0]}
+                "budget": protocol}
 
-    floor = row("random", random, 0.0) | {"verdict": "reference"}
+    episodes_per_task = int(random.groupby("task").size().max())
+    floor = row("random", random, 0.0, f"no training; {episodes_per_task} episodes/task") | {"verdict": "reference"}
     rows = [floor]
     for method, (run_dir, seconds) in runs.items():
-        rows.append(row(method, pd.read_csv(run_dir / "eval_episodes.csv"), seconds))
+        rows.append(row(method, pd.read_csv(run_dir / "eval_episodes.csv"), seconds,
+                        protocol_label(read_summary(run_dir)["protocol"])))
         rows[-1]["verdict"] = "learns" if rows[-1]["reached_ci_low"] > floor["reached_ci_high"] else "overlaps random"
     return pd.DataFrame(rows).assign(dataset=dataset)
 

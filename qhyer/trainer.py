@@ -8,10 +8,11 @@ Run folder layout (`cfg.run_dir`):
     config.yaml           resolved run config (method fields filled for the dataset family)
     method_config.json    the method's typed config, beside its checkpoint (CORL style)
     checkpoints/last.pt   latest TrainState
+    checkpoints/step*.pt  evaluation checkpoints the run's schedule keeps (eval.every, eval.aggregate)
     metrics.csv           tidy training/validation metrics: step, split, metric, value
     tb/                   the same metrics for TensorBoard
-    eval_episodes.csv     per-episode evaluation results (shared evaluation layer)
-    summary.json          final metrics, budget and provenance
+    eval_episodes.csv     per-episode evaluation results of every scheduled checkpoint (column `step`)
+    summary.json          the run's record (qhyer/runs.py): identity, protocol, resolved method fields, provenance
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 from omegaconf import MISSING
@@ -36,6 +38,7 @@ from qhyer.errors import ConfigError, DataError
 from qhyer.eval.protocol import evaluate_policy, normalized_score, summarize, write_results
 from qhyer.io import atomic_path, provenance, write_json_atomic, write_text_atomic
 from qhyer.methods import method_classes
+from qhyer.runs import run_record
 
 
 @dataclass
@@ -51,11 +54,38 @@ class LoopConfig:
     progress: bool = True
 
 
+EVAL_AGGREGATES = ("final", "mean_last", "best")
+
+
 @dataclass
 class EvalConfig:
     enabled: bool = True
     episodes_per_task: int = 50   # OGBench final numbers use 50 per task (impls/hyperparameters.sh)
     num_envs: int = 25            # episodes stepped together, one model call per step for all
+    # Evaluation schedule: which checkpoints are evaluated and how a seed's score is made from them.
+    every: int = 0                # keep an evaluation checkpoint every `every` updates (0: the final one only)
+    aggregate: str = "final"      # final | mean_last (OGBench: mean of the evaluations at 800k, 900k, 1M) |
+    #                               best (QT/LSDT report the best evaluation over training)
+    last_k: int = 1               # mean_last: how many of the last evaluations (OGBench: 3)
+
+    def check(self, steps: int) -> None:
+        """Reject a schedule the run cannot follow, before any training."""
+        if self.aggregate not in EVAL_AGGREGATES:
+            raise ConfigError(f"eval.aggregate must be one of {', '.join(EVAL_AGGREGATES)} (got '{self.aggregate}')")
+        if self.every < 0 or self.last_k < 1 or self.episodes_per_task < 1 or self.num_envs < 1:
+            raise ConfigError("eval.every must be >= 0 and eval.last_k, episodes_per_task, num_envs >= 1")
+        if self.aggregate != "final" and not self.every:
+            raise ConfigError(f"eval.aggregate={self.aggregate} needs eval.every > 0 (the evaluation interval)")
+        if self.aggregate == "mean_last" and self.every and len(self.steps(steps)) < self.last_k:
+            raise ConfigError(f"eval.last_k={self.last_k} but only {len(self.steps(steps))} evaluations fit in "
+                              f"{steps} updates every {self.every}")
+
+    def steps(self, steps: int) -> list[int]:
+        """Training steps whose checkpoints this schedule evaluates (always ending with the final step)."""
+        if self.aggregate == "final" or not self.every:
+            return [steps]
+        points = sorted({*range(self.every, steps + 1, self.every), steps})
+        return points[-self.last_k:] if self.aggregate == "mean_last" else points
 
 
 @dataclass
@@ -65,13 +95,19 @@ class RunConfig:
     seed: int = 0
     data_dir: str = "data"
     run_dir: str = "runs/${method.name}/${dataset}/seed${seed}"
-    profile: str = "custom"       # budget label carried into every result row
+    # Identity beyond method/dataset/seed (qhyer/runs.py): recorded in summary.json and every result row.
+    budget: str = "custom"        # the named budget (workflow/config/budgets/<name>.yaml) the run belongs to
+    study: str = "main"           # main | ablation | tau (qhyer.runs.STUDIES)
+    variant: str = "default"      # the study's variant; the method fields it sets are in method_config
     train: LoopConfig = field(default_factory=LoopConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def budget(self) -> str:
-        return (f"profile={self.profile}; steps={self.train.steps}; batch={self.method.batch_size}; "
-                f"episodes_per_task={self.eval.episodes_per_task}")
+    def protocol(self, dataset: Any) -> dict[str, Any]:
+        """The protocol fields of qhyer.runs.PROTOCOL_FIELDS, recorded with the run."""
+        return {"steps": self.train.steps, "batch_size": self.method.batch_size,
+                "episodes_per_task": self.eval.episodes_per_task, "eval_every": self.eval.every,
+                "eval_aggregate": self.eval.aggregate, "eval_last_k": self.eval.last_k,
+                "dataset_episodes": int(len(dataset.episode_starts)), "dataset_rows": int(len(dataset))}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,6 +212,7 @@ def train(cfg: RunConfig) -> Path:
     spec = get_spec(cfg.dataset)
     if cfg.train.steps < 1:
         raise ConfigError(f"train.steps must be positive (got {cfg.train.steps})")
+    cfg.eval.check(cfg.train.steps)
     method_cfg = cfg.method.for_family(dataset_family(spec)).for_budget(cfg.train.steps)
     cfg = dataclasses.replace(cfg, method=method_cfg, dataset=spec.name)
     run_dir = Path(cfg.run_dir)
@@ -191,11 +228,12 @@ def train(cfg: RunConfig) -> Path:
     state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
     val_batches = _validation_batches(agent, spec, cfg)
 
-    checkpoint = run_dir / "checkpoints" / "last.pt"
+    checkpoint = checkpoint_path(run_dir)
     if cfg.train.resume and checkpoint.exists():
         state.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False))
     _write_run_config(run_dir, cfg, info)
     log = MetricsLog(run_dir, state.step)
+    eval_steps = set(cfg.eval.steps(cfg.train.steps))
     started = time.perf_counter()
     try:
         bar = tqdm(total=cfg.train.steps, initial=state.step, disable=not cfg.train.progress,
@@ -210,6 +248,8 @@ def train(cfg: RunConfig) -> Path:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
             if val_batches and (state.step % cfg.train.val_every == 0 or state.step == cfg.train.steps):
                 log.write(state.step, "val", _validate(agent, val_batches, device))
+            if state.step in eval_steps and state.step != cfg.train.steps:
+                save_checkpoint(state, checkpoint_path(run_dir, state.step), info)
             if state.step % cfg.train.checkpoint_every == 0 or state.step == cfg.train.steps:
                 save_checkpoint(state, checkpoint, info)
         bar.close()
@@ -217,14 +257,21 @@ def train(cfg: RunConfig) -> Path:
         log.close()
     train_seconds = time.perf_counter() - started
 
-    summary: dict[str, Any] = {"method": method_cfg.name, "dataset": spec.name, "seed": cfg.seed,
-                               "profile": cfg.profile, "budget": cfg.budget(), "steps": state.step,
+    summary: dict[str, Any] = {**run_record(study=cfg.study, variant=cfg.variant, method=method_cfg.name,
+                                            dataset=spec.name, seed=cfg.seed, budget=cfg.budget,
+                                            steps_trained=state.step, protocol=cfg.protocol(dataset),
+                                            method_config=dataclasses.asdict(method_cfg)),
                                "train_seconds_this_process": round(train_seconds, 2),
                                "provenance": provenance(_config_dict(cfg), {"dataset": dataset.source})}
     if cfg.eval.enabled:
-        summary["eval"] = evaluate_agent(agent, cfg, run_dir)
+        summary["eval"] = evaluate_run(run_dir, cfg, device=str(device))
     write_json_atomic(run_dir / "summary.json", summary)
     return run_dir
+
+
+def checkpoint_path(run_dir: Path, step: int | None = None) -> Path:
+    """`checkpoints/last.pt` (the resumable state), or the evaluation checkpoint kept at `step`."""
+    return run_dir / "checkpoints" / ("last.pt" if step is None else f"step{step:09d}.pt")
 
 
 def _validate(agent: Agent, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
@@ -256,17 +303,27 @@ def _write_run_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
     write_json_atomic(run_dir / "method_config.json", dataclasses.asdict(cfg.method))
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Agent]:
-    """Rebuild a trained agent from its run folder (config.yaml + checkpoints/last.pt)."""
-    run_dir = Path(run_dir)
-    config_file, checkpoint = run_dir / "config.yaml", run_dir / "checkpoints" / "last.pt"
-    if not checkpoint.exists() or not config_file.exists():
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config a trained run folder recorded (config.yaml), with a trained checkpoint beside it."""
+    config_file = run_dir / "config.yaml"
+    if not checkpoint_path(run_dir).exists() or not config_file.exists():
         raise DataError(f"{run_dir} holds no trained run (config.yaml and checkpoints/last.pt expected)",
                         "train it first with `python -m qhyer.train`")
     raw = yaml.safe_load(config_file.read_text())
     config_cls, _ = method_classes(raw["method"]["name"])
-    cfg = RunConfig(**{**raw, "method": config_cls(**raw["method"]), "train": LoopConfig(**raw["train"]),
-                       "eval": EvalConfig(**raw["eval"])})
+    return RunConfig(**{**raw, "method": config_cls(**raw["method"]), "train": LoopConfig(**raw["train"]),
+                        "eval": EvalConfig(**raw["eval"])})
+
+
+def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> tuple[RunConfig, Agent]:
+    """Rebuild a trained agent from its run folder: config.yaml and the checkpoint of `step` (None: the last)."""
+    run_dir = Path(run_dir)
+    cfg, checkpoint = read_run_config(run_dir), checkpoint_path(run_dir)
+    if step is not None and step != cfg.train.steps:
+        checkpoint = checkpoint_path(run_dir, step)
+        if not checkpoint.exists():
+            raise DataError(f"{run_dir} kept no evaluation checkpoint at step {step}",
+                            "its eval.every / eval.aggregate did not ask for one; retrain with that schedule")
     payload = torch.load(checkpoint, map_location=device, weights_only=False)
     info = DataInfo(spec=get_spec(cfg.dataset), **payload["data_info"])
     agent = build_agent(cfg.method, info, torch.device(device))
@@ -274,20 +331,36 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Agent
     return cfg, agent
 
 
-def evaluate_agent(agent: Agent, cfg: RunConfig, run_dir: Path, study: str = "main", variant: str = "default",
-                   max_steps: int | None = None) -> dict[str, float]:
-    """Run the shared evaluation protocol and write `eval_episodes.csv` (+ `_summary.csv`); returns headlines.
+def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | None = None) -> pd.DataFrame:
+    """Episodes of the shared evaluation protocol for one checkpoint, tagged with the run's identity and `step`.
 
-    `study`/`variant` tag the rows for the aggregate tables; `max_steps` caps episodes (smoke runs only).
+    `max_steps` caps episodes (smoke runs only).
     """
     spec = get_spec(cfg.dataset)
     agent.eval()
     episodes = evaluate_policy(agent.policy(), spec, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed,
-                               num_envs=cfg.eval.num_envs, method=cfg.method.name, budget=cfg.budget(),
-                               progress=cfg.train.progress, max_steps=max_steps)
-    episodes = episodes.assign(profile=cfg.profile, study=study, variant=variant)
+                               num_envs=cfg.eval.num_envs, method=cfg.method.name, progress=cfg.train.progress,
+                               max_steps=max_steps)
     if spec.family != "ogbench":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
+    return episodes.assign(budget=cfg.budget, study=cfg.study, variant=cfg.variant, step=step)
+
+
+def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, device: str = "cpu",
+                 max_steps: int | None = None) -> dict[str, float]:
+    """Evaluate every checkpoint the run's schedule names into `eval_episodes.csv` (+ `_summary.csv`).
+
+    `cfg` overrides the run's recorded evaluation settings (episodes, envs); returns the final checkpoint's headline.
+    """
+    run_dir = Path(run_dir)
+    cfg = cfg or read_run_config(run_dir)
+    frames = []
+    for step in cfg.eval.steps(cfg.train.steps):
+        _, agent = load_run(run_dir, device, step)
+        frames.append(evaluate_agent(agent, cfg, step, max_steps))
+    episodes = pd.concat(frames, ignore_index=True)
+    spec = get_spec(cfg.dataset)
     write_results(episodes, spec, run_dir / "eval_episodes.csv")
-    overall = summarize(episodes, spec).query("task == 'all'").iloc[0]
-    return {"success": float(overall["success"]), "score": float(overall["score"]), "episodes": len(episodes)}
+    final = episodes[episodes["step"] == cfg.train.steps]
+    overall = summarize(final, spec).query("task == 'all'").iloc[0]
+    return {"success": float(overall["success"]), "score": float(overall["score"]), "episodes": len(final)}

@@ -42,7 +42,7 @@ def tiny_config(tmp_path: Path, method: str, steps: int, **method_overrides) -> 
     method_overrides = {**TINY.get(method, {}), **method_overrides}
     return RunConfig(method=config_cls(batch_size=8, **method_overrides), dataset=DATASET, seed=3,
                      data_dir=str(write_tiny_ogbench(tmp_path / "data")), run_dir=str(tmp_path / "run"),
-                     profile="test", train=LoopConfig(steps=steps, log_every=1, val_every=2, val_batches=1,
+                     budget="test", train=LoopConfig(steps=steps, log_every=1, val_every=2, val_batches=1,
                                                       checkpoint_every=2, progress=False, threads=1),
                      eval=EvalConfig(enabled=False))
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from qhyer.algorithm import QHyerConfig
+from qhyer.runs import study_variants
 from qhyer.report import timing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_smoke_profile_job_counts():
 
 @pytest.mark.parametrize("profile, runs", [
     ("quick", 7 * (4 + 3) + 2 * 15 + 7),   # Table 1 rows + Maze2d rows, ablation, τ sweep; one seed
-    ("paper", 5 * (7 * (10 + 3) + 2 * 15 + 2 * 7)),
+    ("paper", 8 * (7 * (10 + 3) + 2 * 15 + 2 * 7)),
 ])
 def test_profile_job_counts(profile, runs):
     counts = planned_jobs("--config", f"budget={profile}", "runs_root=/nonexistent/runs",
@@ -80,17 +81,16 @@ def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
 def test_every_study_variant_of_a_profile_is_a_valid_qhyer_config(profile):
     """The ablation grid and τ sweep a profile asks for pass QHyerConfig's validation (the schema alone let
     τ = 0.5 through to a training job that refused it)."""
-    config = yaml.safe_load((ROOT / "workflow" / "config" / "profiles" / f"{profile}.yaml").read_text())
-    for backbone in config["ablation"]["backbones"]:
-        for conditioning in config["ablation"]["conditionings"]:
-            QHyerConfig(backbone=backbone, conditioning=conditioning).for_family("ogbench_play")
-    for tau in config["tau_sweep"]["taus"]:
-        assert QHyerConfig(expectile_tau=tau).for_family("ogbench_noisy").expectile_tau == tau
+    config = yaml.safe_load((ROOT / "workflow" / "config" / "budgets" / f"{profile}.yaml").read_text())
+    for study in ("ablation", "tau"):
+        for fields in study_variants(study, config).values():
+            resolved = QHyerConfig(**fields).for_family("ogbench_noisy")
+            assert all(getattr(resolved, key) == value for key, value in fields.items()), fields
 
 
 def test_study_steps_override_the_training_budget():
     """quick: ablation and τ-sweep runs take their section's `steps`, every other run train.steps."""
-    result = snakemake("-n", "-p", "--config", "profile=quick", "runs_root=/nonexistent/runs",
+    result = snakemake("-n", "-p", "--config", "budget=quick", "runs_root=/nonexistent/runs",
                        "data_root=/nonexistent/data")
     commands = re.findall(r"^Shell command: (python -m qhyer\.train .*)$", result.stdout + result.stderr, re.M)
     steps = {(re.search(r"/(main|ablation|tau)/", c).group(1), re.search(r"train\.steps=(\d+)", c).group(1))

@@ -51,11 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     total = len(eval_tasks(spec)) * args.episodes
     num_envs = min(args.num_envs or total, total)
     envs = make_envs(spec, num_envs, args.max_steps or None)  # shared by the policies
-    budget = f"sanity policy, no training; episodes_per_task={args.episodes}"
     summaries = []
     for name, policy in policies.items():
         episodes = evaluate_policy(policy, spec, episodes_per_task=args.episodes, seed=args.seed, num_envs=num_envs,
-                                   method=name, budget=budget, progress=not args.no_progress,
+                                   method=name, progress=not args.no_progress,
                                    max_steps=args.max_steps or None, envs=envs)
         summaries.append(summarize(episodes, spec))
         if args.out:

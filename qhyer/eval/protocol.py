@@ -25,7 +25,7 @@ from qhyer.eval.envs import EvalEnv, episode_seeds, eval_tasks
 from qhyer.eval.policy import Policy, StepInput
 from qhyer.io import atomic_path
 
-COLUMNS = ("method", "dataset", "seed", "task", "episode", "success", "return", "length", "budget")
+COLUMNS = ("method", "dataset", "seed", "task", "episode", "success", "return", "length")
 
 
 def normalized_score(spec: DatasetSpec, returns: np.ndarray | float) -> np.ndarray | float:
@@ -88,13 +88,13 @@ def _run_batch(policy: Policy, spec: DatasetSpec, envs: list[EvalEnv], jobs: lis
 
 
 def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int = 50, seed: int = 0,
-                    num_envs: int = 25, method: str = "", budget: str = "", progress: bool = False,
+                    num_envs: int = 25, method: str = "", progress: bool = False,
                     max_steps: int | None = None, tasks: tuple[int, ...] | None = None,
                     envs: list[EvalEnv] | None = None) -> pd.DataFrame:
     """Evaluate `policy` on `spec`'s protocol; one row per episode with the columns of COLUMNS.
 
     `max_steps` caps the episode length below the official limit (smoke runs only); `tasks` restricts the
-    OGBench tasks (default all five). `budget` should say how the policy was trained, so every number states it.
+    OGBench tasks (default all five). The caller tags the rows with how the policy was trained.
     `envs` (from `make_envs`) lets several evaluations share environments, which are slow to build for OGBench
     (about 1-2 s each); every episode resets its env from its own seed, so sharing changes no result.
     """
@@ -121,14 +121,14 @@ def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int
             results += _run_batch(policy, spec, envs[:len(batch)], batch, seed, horizon)
             bar.update(len(batch))
     frame = pd.DataFrame(results, columns=["task", "episode", "success", "return", "length"])
-    frame = frame.assign(method=method, dataset=spec.name, seed=seed, budget=budget)
+    frame = frame.assign(method=method, dataset=spec.name, seed=seed)
     return frame[list(COLUMNS)]
 
 
 def summarize(episodes: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Per-task means plus an 'all' row (mean over tasks, OGBench's overall success). `score` is the reported
     number: Maze2d normalised score, success x 100 otherwise (AntMaze: the same as its normalised score)."""
-    keys = ["method", "dataset", "seed", "budget", "task"]
+    keys = ["method", "dataset", "seed", *(["step"] if "step" in episodes else []), "task"]
     per_task = (episodes.groupby(keys, sort=False)
                 .agg(episodes=("episode", "size"), success=("success", "mean"), mean_return=("return", "mean"),
                      mean_length=("length", "mean"))

@@ -6,12 +6,13 @@
     python -m qhyer.report tau_sweep --runs RUN... --out results/tau_sweep.csv
     python -m qhyer.report aggregate --runs RUN... --out results/aggregate.csv
     python -m qhyer.report dt_stats  --runs RUN... --out results/dt_stats.csv
-    python -m qhyer.report claims    --tables results/{table1,table2,ablation,tau_sweep,dt_stats}.csv
-                                     --out results/claims_check.csv [--claims qhyer/report/claims.yaml]
+    python -m qhyer.report claims    --runs RUN... --out results/claims_check.csv [--claims qhyer/report/claims.yaml]
+    python -m qhyer.report claims    --runs RUN... --explain CLAIM_ID
     python -m qhyer.report timing    --benchmarks logs/quick/benchmark --out results/timing_quick.csv
 
-RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`): episode tables read the
-folder's eval_episodes.csv, dt_stats its metrics.csv and summary.json. `--reps` and `--seed` set the bootstrap.
+RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`); what the run is comes from its
+summary.json record. Episode tables read eval_episodes.csv, dt_stats metrics.csv; the claims check reads both and
+decides each claim over per-seed scores. `--reps` and `--seed` set the tables' bootstrap.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "table2":
             target.add_argument("--absent", nargs="+", action="extend", default=[], metavar="DATASET",
                                 help="datasets whose files are absent: each becomes a row saying so")
-    check = sub.add_parser("claims", help="check claims.yaml against the tables: claims_check.csv and .md")
-    check.add_argument("--tables", nargs="+", type=Path, required=True, help="table CSVs (stems name them)")
-    check.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
+    check = sub.add_parser("claims", help="check claims.yaml against the runs: claims_check.csv and .md")
+    check.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders or files inside them")
     check.add_argument("--claims", type=Path, default=claims.CLAIMS_FILE, help="claims file")
+    what = check.add_mutually_exclusive_group(required=True)
+    what.add_argument("--out", type=Path, help="the .csv to write (.md beside it)")
+    what.add_argument("--explain", metavar="CLAIM_ID", help="print one claim's protocol, rows, test and interval")
     cost = sub.add_parser("timing", help="job time per method and stage from Snakemake's benchmark files")
     cost.add_argument("--benchmarks", type=Path, required=True, help="logs/<profile>/benchmark")
     cost.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
@@ -53,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.target == "claims":
         doc = claims.load_claims(args.claims)
-        written = claims.write_check(claims.check_claims(doc, claims.load_tables(args.tables)), doc, args.out)
+        measured = claims.measure(args.runs)
+        if args.explain:
+            print(claims.explain(args.explain, doc, measured), end="")
+            return 0
+        written = claims.write_check(claims.check_claims(doc, measured), doc, args.out)
     elif args.target == "timing":
         written = timing.write(args.benchmarks, args.out)
     else:

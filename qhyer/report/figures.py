@@ -4,7 +4,7 @@
 
 Every `paper_figures/fig_<name>.py` calls `script(<name>)`: the first argument is the table, then one or more
 outputs whose suffix (.png | .pdf) picks the format; each file is written atomically. Intervals drawn are the
-tables' own 95% CIs (nothing is re-estimated here); titles carry the profile the numbers were measured at.
+tables' own 95% CIs (nothing is re-estimated here); titles carry the budget the numbers were measured at.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from matplotlib.figure import Figure
 from qhyer.errors import ConfigError, DataError, cli_main
 from qhyer.io import atomic_path
 from qhyer.report.stats import AGGREGATES
-from qhyer.report.tables import BACKBONES, CONDITIONINGS, DT_METRICS, MAIN_VARIANT, METHODS, distinct, read_csv
+from qhyer.report.tables import BACKBONES, CONDITIONINGS, MAIN_VARIANT, METHODS, distinct, read_csv
 
 matplotlib.use("Agg")  # files only, no display
 
 KINDS = ["play", "noisy"]
-LABELS = {"delta_mean": r"mean $\Delta_t$", "abar_mean": r"mean $\bar A_t$",
-          "effective_memory": "effective memory (steps)", "gate_attention_share": "gate share to attention",
+LABELS = {"delta_mean": r"mean $\Delta_t$", "abar_first_state": r"mean $\bar A_t$ (slowest state dim)",
+          "memory_tokens_first_state": r"memory $1/(1-\bar A_t)$ (tokens)",
+          "gate_attention_share": "gate share to attention",
           "iqm": "IQM", "mean": "mean", "optimality_gap": "optimality gap"}
 sns.set_theme(style="whitegrid", context="paper", rc={"figure.constrained_layout.use": True})
 
@@ -44,7 +45,7 @@ def _rows(frame: pd.DataFrame, what: str, **conditions) -> pd.DataFrame:
     for column, value in conditions.items():
         frame = frame[frame[column].isin(value if isinstance(value, list) else [value])]
     if frame.empty:
-        raise DataError(f"the table has no rows for {what}", "check that the DAG produced it at this profile")
+        raise DataError(f"the table has no rows for {what}", "check that the DAG produced it at this budget")
     return frame
 
 
@@ -64,7 +65,7 @@ def _bars(ax: Axes, series: dict[str, pd.DataFrame], x: str, order: list, colors
 
 
 def _title(fig: Figure, text: str, frame: pd.DataFrame) -> None:
-    fig.suptitle(f"{text} (profile {distinct(frame['profile'])})")
+    fig.suptitle(f"{text} (budget {distinct(frame['budget'])})")
 
 
 def table1_bars(table: pd.DataFrame) -> Figure:
@@ -122,7 +123,7 @@ def _kind_points(ax: Axes, table: pd.DataFrame, metric: str) -> None:
 
 def dt_distributions(table: pd.DataFrame) -> Figure:
     """Mamba step size, decay and effective memory on play vs noisy data (per layer and seed)."""
-    metrics = DT_METRICS[:3]
+    metrics = ("delta_mean", "abar_first_state", "memory_tokens_first_state")  # the definitions claims use
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
     for ax, metric in zip(axes, metrics, strict=True):
         _kind_points(ax, table, metric)
@@ -176,13 +177,13 @@ def performance_profiles(table: pd.DataFrame) -> Figure:
 
 # name -> (plot, columns the table must have)
 FIGURES: dict[str, tuple[Callable[[pd.DataFrame], Figure], tuple[str, ...]]] = {
-    "table1": (table1_bars, ("dataset", "method", "mean", "ci_low", "ci_high", "profile")),
-    "ablation": (ablation_heatmap, ("dataset", "backbone", "conditioning", "mean", "profile")),
-    "tau": (tau_curve, ("dataset", "tau", "mean", "ci_low", "ci_high", "profile")),
-    "dt": (dt_distributions, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "profile")),
-    "gate": (gate_share, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "profile")),
-    "aggregate": (aggregate_intervals, ("metric", "method", "estimate", "ci_low", "ci_high", "profile")),
-    "profiles": (performance_profiles, ("metric", "method", "threshold", "estimate", "ci_low", "ci_high", "profile")),
+    "table1": (table1_bars, ("dataset", "method", "mean", "ci_low", "ci_high", "budget")),
+    "ablation": (ablation_heatmap, ("dataset", "backbone", "conditioning", "mean", "budget")),
+    "tau": (tau_curve, ("dataset", "tau", "mean", "ci_low", "ci_high", "budget")),
+    "dt": (dt_distributions, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "budget")),
+    "gate": (gate_share, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "budget")),
+    "aggregate": (aggregate_intervals, ("metric", "method", "estimate", "ci_low", "ci_high", "budget")),
+    "profiles": (performance_profiles, ("metric", "method", "threshold", "estimate", "ci_low", "ci_high", "budget")),
 }
 
 

@@ -29,4 +29,4 @@ for _table, _inputs in TABLE_INPUTS.items():
         conda:
             "../../environment.yml"
         shell:
-            "python -m qhyer.report {params.target} --runs {input.runs} {params.extra} --out {output.csv} > {log} 2>&1"
+            "python -m qhyer.report {params.target} --runs {input.runs:q} {params.extra} --out {output.csv:q} > {log:q} 2>&1"

@@ -1,8 +1,17 @@
-# Config loading and validation, and the run lists every other rule file uses.
+# Config loading and validation, and the run lists every other rule file uses. What a run is (its folder, the
+# method fields a study's variant sets) comes from qhyer/runs.py; dataset facts (files, family) from the registry.
+import sys
 import os
+import shlex
 
 import yaml
 from pathlib import Path
+
+from qhyer.data.registry import DATASETS, get_spec
+from qhyer.methods import METHODS
+from qhyer.runs import STUDIES, run_dir, study_variants
+
+BUDGETS_DIR = Path(workflow.current_basedir).parent / "config" / "budgets"
 
 
 def _merge(base, extra):
@@ -11,34 +20,43 @@ def _merge(base, extra):
     return base
 
 
-_profile_file = Path(workflow.current_basedir).parent / "config" / "profiles" / f"{config['profile']}.yaml"
-if not _profile_file.exists():
-    raise WorkflowError(f"unknown profile '{config['profile']}': use smoke, quick or paper")
-config = _merge(yaml.safe_load(_profile_file.read_text()), dict(config))
+def _budget_name(cfg):
+    """`--config budget=NAME`; `profile=NAME` is the old spelling, accepted for one release."""
+    if "profile" in cfg:
+        print("note: `--config profile=` is now `--config budget=`", file=sys.stderr)
+        cfg["budget"] = cfg.pop("profile")
+    return cfg["budget"]
+
+
+_budget_file = BUDGETS_DIR / f"{_budget_name(config)}.yaml"
+if not _budget_file.exists():
+    raise WorkflowError(f"unknown budget '{config['budget']}': use one of "
+                        + ", ".join(sorted(p.stem for p in BUDGETS_DIR.glob("*.yaml"))))
+config = _merge(yaml.safe_load(_budget_file.read_text()), dict(config))
 validate(config, schema="../schemas/config.schema.yaml")
 
-PROFILE = config["profile"]
-DATA = f"{config['data_root']}/{PROFILE}"
-RUNS = f"{config['runs_root']}/{PROFILE}"
-LOGS = f"logs/{PROFILE}"
+BUDGET = config["budget"]
+DATA = f"{config['data_root']}/{BUDGET}"
+RUNS = f"{config['runs_root']}/{BUDGET}"
+LOGS = f"logs/{BUDGET}"
 BENCHMARKS = f"{LOGS}/benchmark"  # per-job wall time and peak memory (Snakemake `benchmark:` TSVs)
-RUN = f"{RUNS}/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}"
-OGBENCH_SUFFIXES = ("-play-v0", "-noisy-v0")
+RUN = run_dir(config["runs_root"], BUDGET, "{study}", "{variant}", "{method}", "{dataset}", "{seed}")
+
 
 wildcard_constraints:
-    study="main|ablation|tau",
+    study="|".join(STUDIES),
     seed=r"\d+",
-    dataset=r"[a-z0-9-]+-v\d",
+    dataset="|".join(DATASETS),
 
 
-def is_ogbench(dataset):
-    return dataset.endswith(OGBENCH_SUFFIXES)
+def datasets_of_family(family):
+    """A wildcard pattern matching the registry's datasets of one family (which generator makes them)."""
+    return "|".join(name for name, spec in DATASETS.items() if spec.family == family)
 
 
 def user_file_present(dataset):
     """AntMaze cannot be regenerated: it is part of the DAG only when the user supplied its file."""
     from qhyer.data.d4rl import find_d4rl_file
-    from qhyer.data.registry import get_spec
     from qhyer.errors import DataError
 
     try:
@@ -49,31 +67,26 @@ def user_file_present(dataset):
 
 
 def available(dataset):
-    return not dataset.startswith("antmaze") or user_file_present(dataset)
+    return get_spec(dataset).regenerable or user_file_present(dataset)
 
 
-def run_dirs(study, datasets, variants, methods):
-    return [RUN.format(study=study, variant=v, method=m, dataset=d, seed=s)
-            for d in datasets if available(d) for v in variants for m in methods for s in config["seeds"]]
+def study_datasets(study):
+    section = STUDIES[study].section
+    return config[section]["datasets"] if section else config["table1_datasets"] + config["table2_datasets"]
 
 
-MAIN_TABLE1 = run_dirs("main", config["table1_datasets"], ["default"], config["methods"])
-MAIN_TABLE2 = run_dirs("main", config["table2_datasets"], ["default"], config["methods"])
-ABLATION = run_dirs("ablation", config["ablation"]["datasets"],
-                    [f"{b}-{c}" for b in config["ablation"]["backbones"] for c in config["ablation"]["conditionings"]],
-                    ["qhyer"])
-TAU = run_dirs("tau", config["tau_sweep"]["datasets"], [f"tau{t}" for t in config["tau_sweep"]["taus"]], ["qhyer"])
+def run_dirs(study, datasets):
+    methods = STUDIES[study].methods or config["methods"]
+    return [run_dir(config["runs_root"], BUDGET, study, v, m, d, s)
+            for d in datasets if available(d) for v in study_variants(study, config) for m in methods
+            for s in config["seeds"]]
+
+
+MAIN_TABLE1 = run_dirs("main", config["table1_datasets"])
+MAIN_TABLE2 = run_dirs("main", config["table2_datasets"])
+ABLATION = run_dirs("ablation", config["ablation"]["datasets"])
+TAU = run_dirs("tau", config["tau_sweep"]["datasets"])
 ABSENT_TABLE2 = [d for d in config["table2_datasets"] if not available(d)]
-
-
-def variant_overrides(study, variant):
-    """Hydra overrides a study's variant stands for."""
-    if study == "ablation":
-        backbone, conditioning = variant.split("-")
-        return [f"method.backbone={backbone}", f"method.conditioning={conditioning}"]
-    if study == "tau":
-        return [f"method.expectile_tau={variant.removeprefix('tau')}"]
-    return []
 
 
 def eval_files(runs):
@@ -86,39 +99,53 @@ def run_outputs(runs):
 
 
 def _size_flags(dataset):
-    data = config["data"]
-    if is_ogbench(dataset):
+    data, spec = config["data"], get_spec(dataset)
+    if spec.family == "ogbench":
         flags = f"--episode-length {data['ogbench_episode_length']}"
         return flags + (f" --episodes {data['ogbench_episodes']}" if data["ogbench_episodes"] else "")
     return f"--steps {data['maze2d_steps']}" if data["maze2d_steps"] else ""
 
 
 def dataset_files(wc):
-    """Inputs of a training run: the generated files (AntMaze files are the user's, found by the reader)."""
-    if is_ogbench(wc.dataset):
-        return [f"{DATA}/{wc.dataset}.npz", f"{DATA}/{wc.dataset}-val.npz"]
-    if wc.dataset.startswith("maze2d"):
-        return [f"{DATA}/{wc.dataset}.hdf5"]
-    return []
+    """Inputs of a training run: the generated files (a user's AntMaze file is found by the reader)."""
+    spec = get_spec(wc.dataset)
+    return [f"{DATA}/{name}" for name in (spec.train_file, spec.val_file) if name] if spec.regenerable else []
 
 
 def hydra_value(value):
-    """A config value as one shell word of a Hydra override (lists without spaces)."""
-    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+    """A config value as one Hydra override value (lists without spaces; floats exactly)."""
+    if isinstance(value, list):
+        return "[" + ",".join(map(hydra_value, value)) + "]"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _method_overrides(method):
+    return {k: v for k, v in config["train"]["method_overrides"].get(method, {}).items() if k != "steps"}
 
 
 def train_overrides(wc):
-    overrides = variant_overrides(wc.study, wc.variant)
-    per_method = config["train"]["method_overrides"].get(wc.method, {})
-    overrides += [f"{key}={hydra_value(value)}" for key, value in per_method.items() if key != "steps"]
-    return " ".join(overrides)
+    """The budget's overrides of the method, then the study variant's fields (which therefore win), then the
+    evaluation schedule; every word shell-quoted."""
+    overrides = {**_method_overrides(wc.method),
+                 **{f"method.{k}": v for k, v in study_variants(wc.study, config)[wc.variant].items()}}
+    words = [f"{k}={hydra_value(v)}" for k, v in overrides.items()]
+    words += [f"eval.{k}={v}" for k, v in eval_schedule(wc.dataset).items()]
+    if "checkpoint_every" in config["train"]:
+        words.append(f"train.checkpoint_every={config['train']['checkpoint_every']}")
+    return " ".join(map(shlex.quote, words))
 
 
-STUDY_SECTIONS = {"ablation": "ablation", "tau": "tau_sweep"}
+def eval_schedule(dataset):
+    """The dataset family's evaluation schedule (episodes_per_task, every, aggregate, last_k), else the budget's
+    `default` one."""
+    schedules = config["eval"]["schedule"]
+    return schedules.get(get_spec(dataset).family, schedules["default"])
 
 
 def train_steps(wc):
-    """Updates of one run: the study's `steps`, else the method's, else train.steps."""
-    study_steps = config.get(STUDY_SECTIONS.get(wc.study, ""), {}).get("steps")
-    method_steps = config["train"]["method_overrides"].get(wc.method, {}).get("steps", config["train"]["steps"])
-    return study_steps or method_steps
+    """Updates of one run: the study's `steps`, else the method's, else the dataset family's, else train.steps."""
+    section = STUDIES[wc.study].section
+    train = config["train"]
+    family_steps = train.get("steps_by_family", {}).get(get_spec(wc.dataset).family, train["steps"])
+    study_steps = config[section].get("steps") if section else None
+    return study_steps or train["method_overrides"].get(wc.method, {}).get("steps", family_steps)

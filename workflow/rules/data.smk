@@ -7,7 +7,7 @@ rule generate_ogbench:
         val=f"{DATA}/{{dataset}}-val.npz",
         manifest=f"{DATA}/{{dataset}}.manifest.json",
     wildcard_constraints:
-        dataset=r"(cube|puzzle)-[a-z0-9]+-(play|noisy)-v0",
+        dataset=datasets_of_family("ogbench"),
     params:
         size=lambda wc: _size_flags(wc.dataset),
         seed=config["data_seed"],
@@ -20,8 +20,8 @@ rule generate_ogbench:
     conda:
         "../../environment.yml"
     shell:
-        "python -m qhyer.data generate {wildcards.dataset} --out {params.out} --seed {params.seed} --workers {threads} "
-        "{params.size} --no-progress > {log} 2>&1"
+        "python -m qhyer.data generate {wildcards.dataset} --out {params.out:q} --seed {params.seed} --workers {threads} "
+        "{params.size} --no-progress > {log:q} 2>&1"
 
 
 rule generate_maze2d:
@@ -29,7 +29,7 @@ rule generate_maze2d:
         train=f"{DATA}/{{dataset}}.hdf5",
         manifest=f"{DATA}/{{dataset}}.manifest.json",
     wildcard_constraints:
-        dataset=r"maze2d-[a-z]+-v1",
+        dataset=datasets_of_family("maze2d"),
     params:
         size=lambda wc: _size_flags(wc.dataset),
         seed=config["data_seed"],
@@ -41,7 +41,7 @@ rule generate_maze2d:
     conda:
         "../../environment.yml"
     shell:
-        "python -m qhyer.data generate {wildcards.dataset} --out {params.out} --seed {params.seed} {params.size} "
-        "--no-progress > {log} 2>&1"
+        "python -m qhyer.data generate {wildcards.dataset} --out {params.out:q} --seed {params.seed} {params.size} "
+        "--no-progress > {log:q} 2>&1"
 
 

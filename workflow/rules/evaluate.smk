@@ -7,9 +7,10 @@ rule evaluate:
     output:
         f"{RUN}/eval_episodes.csv",
     params:
-        episodes=config["eval"]["episodes_per_task"],
+        episodes=lambda wc: eval_schedule(wc.dataset)["episodes_per_task"],
         envs=config["eval"]["num_envs"],
         max_steps=config["eval"]["max_steps"],
+        run=lambda wc, input: os.path.dirname(input[0]),
     threads: config["train"]["threads"]
     resources:
         gpu=config["train"]["gpus"],
@@ -20,6 +21,5 @@ rule evaluate:
     conda:
         "../../environment.yml"
     shell:
-        "python -m qhyer.evaluate $(dirname {input}) --study {wildcards.study} --variant {wildcards.variant} "
-        "--episodes-per-task {params.episodes} --num-envs {params.envs} --max-steps {params.max_steps} "
-        "--threads {threads} > {log} 2>&1"
+        "python -m qhyer.evaluate {params.run:q} --episodes-per-task {params.episodes} --num-envs {params.envs} "
+        "--max-steps {params.max_steps} --threads {threads} --no-progress > {log:q} 2>&1"

@@ -25,4 +25,4 @@ rule figure:
     conda:
         "../../environment.yml"
     shell:
-        "python {input.script} {input.table} {output.png} {output.pdf} > {log} 2>&1"
+        "python {input.script:q} {input.table:q} {output.png:q} {output.pdf:q} > {log:q} 2>&1"

@@ -1,6 +1,6 @@
 # One training run per study × variant × method × dataset × seed. The declared output is summary.json, not
 # the checkpoint: Snakemake deletes the outputs of a killed job, and the trainer resumes from
-# checkpoints/last.pt when it is rerun.
+# checkpoints/last.pt when it is rerun. Identity (budget, study, variant) is passed as fields the run records.
 
 
 rule train:
@@ -12,8 +12,8 @@ rule train:
         overrides=train_overrides,
         steps=train_steps,
         data=DATA,
-        profile=PROFILE,
-        episodes=config["eval"]["episodes_per_task"],
+        budget=BUDGET,
+        run=lambda wc, output: os.path.dirname(output[0]),
     threads: config["train"]["threads"]
     resources:
         gpu=config["train"]["gpus"],
@@ -25,6 +25,6 @@ rule train:
         "../../environment.yml"
     shell:
         "python -m qhyer.train method={wildcards.method} dataset={wildcards.dataset} seed={wildcards.seed} "
-        "profile={params.profile} data_dir={params.data} run_dir=$(dirname {output}) "
-        "train.steps={params.steps} train.threads={threads} train.progress=false eval.enabled=false eval.episodes_per_task={params.episodes} "
-        "{params.overrides} > {log} 2>&1"
+        "budget={params.budget:q} study={wildcards.study} variant={wildcards.variant} data_dir={params.data:q} "
+        "run_dir={params.run:q} train.steps={params.steps} train.threads={threads} train.progress=false "
+        "eval.enabled=false {params.overrides} > {log:q} 2>&1"
