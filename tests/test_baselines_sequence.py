@@ -11,6 +11,7 @@ from baselines.qt import td_targets
 from qhyer.agent import DataInfo
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.registry import DatasetSpec
+from qhyer.errors import ConfigError
 from qhyer.eval.policy import Policy, StepInput
 from qhyer.methods import method_classes
 from qhyer.models.layers import attention_mask
@@ -176,3 +177,117 @@ def test_cosine_decay_spans_the_run_unless_set(method):
         scheduler.step()
     assert factors[0] == pytest.approx(1.0) and factors[5] == pytest.approx(0.5)
     assert optimizer.param_groups[0]["lr"] == 0.0
+
+
+# --- goal relabelling as config fields; the 'source' protocol (D4RL rewards, scaled RTG, infos/goal) --------------
+MAZE = DatasetSpec(name="synthetic-maze", family="maze2d", env_id="synthetic", kind="maze2d", obs_dim=3, action_dim=2,
+                   goal_dims=(0, 1), eval_max_steps=30)
+
+
+def d4rl_like_dataset(lengths=(6, 9, 5), seed=1) -> EpisodeDataset:
+    """walk_dataset with D4RL's extra arrays: 0/1 rewards, a recorded goal per row (one per episode), terminals."""
+    ds = walk_dataset(lengths, seed)
+    rng = np.random.default_rng(seed)
+    episode_goals = rng.uniform(-2, 2, (len(lengths), 2)).astype(np.float32)
+    return EpisodeDataset(name=MAZE.name, observations=ds.observations, actions=ds.actions,
+                          episode_ends=ds.episode_ends, goal_dims=ds.goal_dims,
+                          rewards=rng.integers(0, 2, len(ds)).astype(np.float32),
+                          meta={"goal": episode_goals[ds.episode_index], "terminals": np.zeros(len(ds), bool)})
+
+
+def source_agent(method: str, ds: EpisodeDataset, **overrides):
+    config_cls, agent_cls = method_classes(method)
+    cfg = config_cls(protocol="source", **{**SMALL[method], **overrides}).for_family("maze2d").for_budget(100)
+    return agent_cls(cfg, DataInfo.from_dataset(MAZE, ds, cfg.goal_rep))
+
+
+def test_goal_relabelling_is_config_and_drives_the_sampler():
+    import dataclasses
+
+    ds = walk_dataset()
+    for method in ("dt", "qt", "lsdt"):
+        fields = dataclasses.asdict(make_agent(method, ds).cfg)  # what method_config.json records
+        assert {key: fields[key] for key in ("p_current", "p_future_geometric", "p_future_uniform", "p_random",
+                                             "discount")} == {"p_current": 0.0, "p_future_geometric": 0.5,
+                                                              "p_future_uniform": 0.3, "p_random": 0.2,
+                                                              "discount": 0.99}
+    # The fields reach the sampler: future goals lie ahead of the window's last step (RTG 1, except when that step
+    # ends its episode: 3 of the 40 rows), random ones seldom do.
+    def reached(**goal_mix) -> float:
+        agent = make_agent("dt", ds, p_current=0.0, **goal_mix)
+        return agent.make_sampler(ds, seed=0).sample(400)["returns_to_go"][:, -1].mean().item()
+
+    assert reached(p_future_geometric=0.0, p_future_uniform=1.0, p_random=0.0) > 0.85
+    assert reached(p_future_geometric=0.0, p_future_uniform=0.0, p_random=1.0) < 0.3
+    with pytest.raises(ConfigError):
+        make_agent("dt", ds, p_random=0.5)  # probabilities no longer sum to 1
+
+
+def test_source_windows_carry_scaled_d4rl_returns_and_recorded_goals():
+    ds = d4rl_like_dataset()
+    agent = source_agent("lsdt", ds)
+    assert agent.cfg.reward_scale == 1000.0 and agent.cfg.target_return == 300.0 and agent.cfg.goal_input == "d4rl"
+    sampler = agent.make_sampler(ds, seed=0)
+    batch = sampler.sample(32)
+    # The last row of each window, found back by its timestep and observation.
+    for b in range(32):
+        mask = batch["mask"][b].numpy()
+        for k in np.flatnonzero(mask):
+            row = int(np.flatnonzero((ds.observations == batch["observations"][b, k].numpy()).all(1))[0])
+            last = ds.row_last[row]
+            assert batch["returns_to_go"][b, k].item() == pytest.approx(ds.rewards[row: last + 1].sum() / 1000.0)
+            assert batch["rewards"][b, k].item() == ds.rewards[row]
+            np.testing.assert_array_equal(batch["goals"][b, k].numpy(), ds.meta["goal"][row])
+        assert (batch["goals"][b, ~mask] == 0).all() and (batch["returns_to_go"][b, ~mask] == 0).all()
+    # The goal input is infos/goal: the state token is [s; infos/goal], standardised.
+    states = agent.states(batch)
+    expected_goal = (batch["goals"] - agent.goal_mean) / agent.goal_std
+    torch.testing.assert_close(states[..., 3:], expected_goal)
+
+
+def test_source_protocol_is_d4rl_only():
+    for method in ("dt", "qt", "lsdt"):
+        config_cls, _ = method_classes(method)
+        with pytest.raises(ConfigError) as err:
+            config_cls(protocol="source").for_family("ogbench_play")
+        assert "protocol=source" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError):
+        method_classes("dt")[0](protocol="source", goal_input="relabelled").for_family("maze2d")
+    with pytest.raises(ConfigError):
+        method_classes("dt")[0](protocol="sourse").for_family("maze2d")
+
+
+@pytest.mark.parametrize("method", ["dt", "qt", "lsdt"])
+@pytest.mark.parametrize("protocol", ["relabelled", "source"])
+def test_one_training_step_under_each_protocol(method, protocol):
+    torch.manual_seed(0)
+    ds = d4rl_like_dataset()
+    config_cls, agent_cls = method_classes(method)
+    cfg = config_cls(protocol=protocol, **SMALL[method]).for_family("maze2d").for_budget(100)
+    agent = agent_cls(cfg, DataInfo.from_dataset(MAZE, ds, cfg.goal_rep))
+    expected_state = 3 + (2 if protocol == "source" and method == "lsdt" else 0 if protocol == "source" else 3)
+    assert agent.state_dim == expected_state
+    metrics = agent.update(agent.make_sampler(ds, seed=0).sample(8), step=0)
+    assert metrics and all(np.isfinite(v) for v in metrics.values())
+    policy = agent.policy()
+    policy.reset(3)
+    goal_dim = 2 if cfg.goal_rep == "task" else 3
+    actions = policy.act(step_input(ds, 4, goal_dim, rewards=np.ones((3, 4), np.float32)))
+    assert actions.shape == (3, 2) and np.all(np.abs(actions) <= 1)
+
+
+def test_source_conditioning_is_target_minus_reward_scaled_unfloored():
+    ds = d4rl_like_dataset()
+    agent = source_agent("dt", ds).eval()  # maze2d: target 300, scale 10
+    seen = []
+    forward = agent.model.forward
+    agent.model.forward = lambda rtg, *args: seen.append(rtg.clone()) or forward(rtg, *args)
+    policy = agent.policy()
+    policy.reset(3)
+    rewards = np.zeros((3, 4), np.float32)
+    rewards[1] = 1.0
+    rewards[2, 0] = 400.0  # more reward than the target: the source protocol does not floor at 0
+    policy.act(step_input(ds, 4, goal_dim=2, rewards=rewards))
+    rtg, = seen
+    torch.testing.assert_close(rtg, torch.tensor([[30.0] * 5, [30.0, 29.9, 29.8, 29.7, 29.6],
+                                                  [30.0, -10.0, -10.0, -10.0, -10.0]]))
