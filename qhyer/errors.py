@@ -26,6 +26,14 @@ class ConfigError(UserError):
     """An unknown name or an invalid configuration value."""
 
 
+class BusyError(UserError):
+    """A folder another process is writing (its lock is held)."""
+
+
+class DivergedError(UserError):
+    """Training produced a non-finite loss or weights; the run is not marked finished."""
+
+
 def cli_main(main: Callable[[], int | None]) -> None:
     """Run a CLI `main`, turning `UserError` into a one-line message and exit code 2."""
     try:

@@ -7,10 +7,12 @@ an interrupt never leaves a half-written file under a final name (Snakemake and 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from qhyer.errors import BusyError
+
 PROVENANCE_PACKAGES = ("torch", "numpy", "ogbench", "mujoco", "gymnasium", "nflows", "h5py", "pandas")
 
 
@@ -26,6 +30,9 @@ PROVENANCE_PACKAGES = ("torch", "numpy", "ogbench", "mujoco", "gymnasium", "nflo
 def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds.
 
+    The temporary file is fsynced before the rename (and the folder after it), so a power loss cannot leave an
+    empty file under the final name; on any failure it is removed. Only a SIGKILL mid-write leaves one behind,
+    named `.<final name>.*.tmp`, which `remove_stale_temporaries` clears.
     `suffix` keeps the extension for writers that append one (numpy's savez appends `.npz`).
     """
     final = Path(final)
@@ -36,9 +43,60 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
+        _fsync(tmp_path)
         os.replace(tmp_path, final)
+        _fsync(final.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete `atomic_path` temporaries a killed writer left in `folder` (call it while holding the folder's lock)."""
+    stale = sorted(Path(folder).glob(".*.tmp")) + sorted(Path(folder).glob(".*.tmp.*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (fcntl.flock on `<folder>/.lock`), or fail at once naming the holder.
+
+    The kernel drops a flock when its process dies, so a lock left by a killed process is taken over without any
+    staleness check; the file only carries the holder's pid and host for the message.
+    """
+    path = Path(folder) / LOCK_NAME
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise BusyError(f"{folder} is in use by {holder}",
+                        "wait for that process to finish or stop it; two writers would mix their files") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.seek(0)
+        handle.truncate()  # cleared before unlocking, so a new holder's record is never erased
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _umask() -> int:

@@ -8,13 +8,11 @@ Writes one run folder (`run_dir`, default runs/<method>/<dataset>/seed<seed>); s
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from qhyer.errors import UserError
+from qhyer.errors import cli_main
 from qhyer.methods import METHODS, method_classes
 from qhyer.trainer import RunConfig, train
 
@@ -26,11 +24,11 @@ for _name in METHODS:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    try:
+    def run() -> int:
         train(OmegaConf.to_object(cfg))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        return 0
+
+    cli_main(run)  # bad input and training divergence: one `error:` line, exit 2; Ctrl-C: exit 130
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
+import pickle
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +37,17 @@ from tqdm.auto import tqdm
 
 from qhyer.agent import Agent, DataInfo, MethodConfig, dataset_family
 from qhyer.data.registry import DatasetSpec, get_spec
-from qhyer.errors import ConfigError, DataError
+from qhyer.errors import ConfigError, DataError, DivergedError
 from qhyer.eval.protocol import evaluate_policy, normalized_score, summarize, write_results
-from qhyer.io import atomic_path, provenance, write_json_atomic, write_text_atomic
+from qhyer.io import (
+    atomic_path,
+    config_hash,
+    folder_lock,
+    provenance,
+    remove_stale_temporaries,
+    write_json_atomic,
+    write_text_atomic,
+)
 from qhyer.methods import method_classes
 from qhyer.runs import run_record
 
@@ -49,6 +60,9 @@ class LoopConfig:
     val_batches: int = 4
     checkpoint_every: int = 5_000
     resume: bool = True           # continue from checkpoints/last.pt when it exists
+    # A checkpoint of a different result-changing config (run_identity) is refused; `restart` discards it and
+    # trains afresh instead (for workflow reruns whose params changed on purpose).
+    on_changed_config: str = "refuse"  # refuse | restart
     device: str = "auto"          # 'auto' → cuda when available, else cpu
     threads: int = 0              # torch intra-op threads; 0 keeps torch's default
     progress: bool = True
@@ -207,19 +221,80 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
+CHANGED_CONFIG_ACTIONS = ("refuse", "restart")
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Reject values the loop cannot run with, before any file is written or data is loaded."""
+    loop = cfg.train
+    for name in ("steps", "log_every", "val_every", "checkpoint_every"):
+        if getattr(loop, name) < 1:
+            raise ConfigError(f"train.{name} must be at least 1 (got {getattr(loop, name)})")
+    if loop.val_batches < 0 or loop.threads < 0:
+        raise ConfigError("train.val_batches and train.threads must be >= 0")
+    if loop.on_changed_config not in CHANGED_CONFIG_ACTIONS:
+        raise ConfigError(f"train.on_changed_config must be one of {', '.join(CHANGED_CONFIG_ACTIONS)} "
+                          f"(got '{loop.on_changed_config}')")
+    if cfg.method.batch_size < 1:
+        raise ConfigError(f"method.batch_size must be at least 1 (got {cfg.method.batch_size})")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed must be >= 0 (got {cfg.seed})", "numpy seeds are non-negative")
+    cfg.eval.check(loop.steps)
+
+
+def run_identity(cfg: RunConfig, family_method: MethodConfig, dataset: Any) -> dict[str, Any]:
+    """The config a checkpoint is bound to: everything that changes its weights or the checkpoints it keeps.
+
+    The method fields are taken before `for_budget`, so a deliberate increase of train.steps keeps the identity
+    (a schedule that spans the run then spans the longer run). Logging, devices, threads and the checkpoint interval
+    do not change results and are left out.
+    """
+    return {"method": dataclasses.asdict(family_method), "dataset": cfg.dataset, "seed": cfg.seed,
+            "dataset_rows": int(len(dataset)), "dataset_episodes": int(len(dataset.episode_starts)),
+            "eval_schedule": {"every": cfg.eval.every, "aggregate": cfg.eval.aggregate, "last_k": cfg.eval.last_k}}
+
+
+def _differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differing_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _resume_point(payload: dict[str, Any], identity: dict[str, Any], steps: int, run_dir: Path) -> str | None:
+    """Why the checkpoint cannot be continued by this config (None: it can)."""
+    ways_out = f"train into a new run_dir, or delete {run_dir} to start afresh"
+    saved = payload.get("config_identity")
+    if saved is None:
+        return f"{run_dir} holds a checkpoint that records no config (written before checkpoints were bound) — " \
+               + ways_out
+    if payload.get("config_hash") != config_hash(identity):
+        return (f"{run_dir} holds a checkpoint of a different config (differs in "
+                f"{', '.join(_differing_keys(saved, identity)) or 'its hash'}) — {ways_out}")
+    if steps < payload["train_steps"]:
+        return (f"train.steps={steps} is below the train.steps={payload['train_steps']} the checkpoint in {run_dir} "
+                f"was trained for (step {payload['step']} reached) — {ways_out}")
+    return None
+
+
 def train(cfg: RunConfig) -> Path:
-    """Train one method × dataset × seed into `cfg.run_dir`, then evaluate it when `cfg.eval.enabled`."""
+    """Train one method × dataset × seed into `cfg.run_dir`, then evaluate it when `cfg.eval.enabled`.
+
+    Everything is validated, the data loaded and the model built before the run folder is created; the folder is
+    then locked for the whole run (qhyer.io.folder_lock).
+    """
     spec = get_spec(cfg.dataset)
-    if cfg.train.steps < 1:
-        raise ConfigError(f"train.steps must be positive (got {cfg.train.steps})")
-    cfg.eval.check(cfg.train.steps)
-    method_cfg = cfg.method.for_family(dataset_family(spec)).for_budget(cfg.train.steps)
+    check_run_config(cfg)
+    family_method = cfg.method.for_family(dataset_family(spec))
+    method_cfg = family_method.for_budget(cfg.train.steps)
     cfg = dataclasses.replace(cfg, method=method_cfg, dataset=spec.name)
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.train.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
 
     seed_everything(cfg.seed)
     dataset = _load_split(spec, "train", cfg.data_dir)
@@ -227,46 +302,91 @@ def train(cfg: RunConfig) -> Path:
     agent = build_agent(method_cfg, info, device)
     state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
     val_batches = _validation_batches(agent, spec, cfg)
+    identity = run_identity(cfg, family_method, dataset)
 
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir):
+        remove_stale_temporaries(run_dir)
+        remove_stale_temporaries(run_dir / "checkpoints")
+        resumed = _resume(state, cfg, identity, run_dir, device)
+        _write_run_config(run_dir, cfg, info)
+        started = time.perf_counter()
+        _train_loop(state, cfg, info, identity, val_batches, run_dir, device)
+        train_seconds = time.perf_counter() - started
+
+        summary: dict[str, Any] = {**run_record(study=cfg.study, variant=cfg.variant, method=method_cfg.name,
+                                                dataset=spec.name, seed=cfg.seed, budget=cfg.budget,
+                                                steps_trained=state.step, protocol=cfg.protocol(dataset),
+                                                method_config=dataclasses.asdict(method_cfg)),
+                                   **resumed, "config_hash": config_hash(identity),
+                                   "train_seconds_this_process": round(train_seconds, 2),
+                                   "provenance": provenance(_config_dict(cfg), {"dataset": dataset.source})}
+        if cfg.eval.enabled:
+            summary["eval"] = evaluate_run(run_dir, cfg, device=str(device))
+        write_json_atomic(run_dir / "summary.json", summary)
+    return run_dir
+
+
+def _resume(state: TrainState, cfg: RunConfig, identity: dict[str, Any], run_dir: Path,
+            device: torch.device) -> dict[str, int]:
+    """Continue from checkpoints/last.pt when allowed; returns what summary.json records about it."""
     checkpoint = checkpoint_path(run_dir)
-    if cfg.train.resume and checkpoint.exists():
-        state.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False))
-    _write_run_config(run_dir, cfg, info)
+    if not (cfg.train.resume and checkpoint.exists()):
+        return {}
+    payload = read_checkpoint(checkpoint, device)
+    refusal = _resume_point(payload, identity, cfg.train.steps, run_dir)
+    if refusal and cfg.train.on_changed_config == "restart":
+        # A fresh start: the old run's checkpoints and curves describe another config.
+        shutil.rmtree(run_dir / "checkpoints")
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        for stale in (run_dir / "summary.json", *run_dir.glob("eval_episodes*")):
+            stale.unlink(missing_ok=True)
+        return {}
+    if refusal:
+        raise ConfigError(refusal)
+    state.load_state_dict(payload)
+    resumed = {"resumed_from_step": payload["step"]}
+    if cfg.train.steps > payload["train_steps"]:
+        resumed["steps_extended_from"] = payload["train_steps"]
+    return resumed
+
+
+def _train_loop(state: TrainState, cfg: RunConfig, info: DataInfo, identity: dict[str, Any],
+                val_batches: list[dict[str, torch.Tensor]], run_dir: Path, device: torch.device) -> None:
+    agent, loop = state.agent, cfg.train
     log = MetricsLog(run_dir, state.step)
-    eval_steps = set(cfg.eval.steps(cfg.train.steps))
-    started = time.perf_counter()
+    eval_steps = set(cfg.eval.steps(loop.steps))
     try:
-        bar = tqdm(total=cfg.train.steps, initial=state.step, disable=not cfg.train.progress,
-                   desc=f"{method_cfg.name} {spec.name} seed {cfg.seed}", dynamic_ncols=True)
-        while state.step < cfg.train.steps:
+        bar = tqdm(total=loop.steps, initial=state.step, disable=not loop.progress,
+                   desc=f"{cfg.method.name} {cfg.dataset} seed {cfg.seed}", dynamic_ncols=True)
+        while state.step < loop.steps:
             agent.train()
-            metrics = agent.update(_to(state.sampler.sample(method_cfg.batch_size), device), state.step)
+            metrics = agent.update(_to(state.sampler.sample(cfg.method.batch_size), device), state.step)
             state.step += 1
+            _check_finite(metrics, state.step)
             bar.update(1)
-            if state.step % cfg.train.log_every == 0 or state.step == cfg.train.steps:
+            if state.step % loop.log_every == 0 or state.step == loop.steps:
                 log.write(state.step, "train", metrics)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
-            if val_batches and (state.step % cfg.train.val_every == 0 or state.step == cfg.train.steps):
+            if val_batches and (state.step % loop.val_every == 0 or state.step == loop.steps):
                 log.write(state.step, "val", _validate(agent, val_batches, device))
-            if state.step in eval_steps and state.step != cfg.train.steps:
-                save_checkpoint(state, checkpoint_path(run_dir, state.step), info)
-            if state.step % cfg.train.checkpoint_every == 0 or state.step == cfg.train.steps:
-                save_checkpoint(state, checkpoint, info)
+            if state.step in eval_steps and state.step != loop.steps:
+                save_checkpoint(state, checkpoint_path(run_dir, state.step), info, identity, loop.steps)
+            if state.step % loop.checkpoint_every == 0 or state.step == loop.steps:
+                save_checkpoint(state, checkpoint_path(run_dir), info, identity, loop.steps)
         bar.close()
     finally:
         log.close()
-    train_seconds = time.perf_counter() - started
 
-    summary: dict[str, Any] = {**run_record(study=cfg.study, variant=cfg.variant, method=method_cfg.name,
-                                            dataset=spec.name, seed=cfg.seed, budget=cfg.budget,
-                                            steps_trained=state.step, protocol=cfg.protocol(dataset),
-                                            method_config=dataclasses.asdict(method_cfg)),
-                               "train_seconds_this_process": round(train_seconds, 2),
-                               "provenance": provenance(_config_dict(cfg), {"dataset": dataset.source})}
-    if cfg.eval.enabled:
-        summary["eval"] = evaluate_run(run_dir, cfg, device=str(device))
-    write_json_atomic(run_dir / "summary.json", summary)
-    return run_dir
+
+def _check_finite(metrics: dict[str, float], step: int) -> None:
+    """Stop at the first non-finite loss term (a non-finite gradient shows up in the next step's loss)."""
+    bad = [f"{key}={value}" for key, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        raise DivergedError(f"training diverged at step {step}: non-finite {', '.join(bad)}",
+                            "the run is not finished and its last checkpoint is from before; check the data and "
+                            "lower method.lr or batch-size-dependent settings, then train into a new run_dir")
 
 
 def checkpoint_path(run_dir: Path, step: int | None = None) -> Path:
@@ -285,11 +405,34 @@ def _validate(agent: Agent, batches: list[dict[str, torch.Tensor]], device: torc
     return totals
 
 
-def save_checkpoint(state: TrainState, path: Path, info: DataInfo) -> None:
+def save_checkpoint(state: TrainState, path: Path, info: DataInfo, identity: dict[str, Any], steps: int) -> None:
+    """Write the train state with the config it belongs to (run_identity, its hash and the configured steps)."""
+    bad = [name for name, value in state.agent.state_dict().items()
+           if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise DivergedError(f"training diverged before step {state.step}: non-finite weights in {', '.join(bad[:3])}",
+                            "no checkpoint was written; lower method.lr and train into a new run_dir")
     payload = state.state_dict()
     payload["data_info"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "spec"}
+    payload.update(config_identity=identity, config_hash=config_hash(identity), train_steps=steps)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+CHECKPOINT_KEYS = ("step", "agent", "sampler", "rng", "data_info")
+
+
+def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's payload, or one DataError line when the file is empty, truncated or not a checkpoint."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, AttributeError) as err:
+        raise DataError(f"{path} is not a readable checkpoint ({type(err).__name__})",
+                        "delete it (or its whole run folder) to train from the start") from None
+    if not isinstance(payload, dict) or any(key not in payload for key in CHECKPOINT_KEYS):
+        raise DataError(f"{path} is not a training checkpoint of this harness",
+                        "delete it (or its whole run folder) to train from the start")
+    return payload
 
 
 def _config_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -309,10 +452,30 @@ def read_run_config(run_dir: Path) -> RunConfig:
     if not checkpoint_path(run_dir).exists() or not config_file.exists():
         raise DataError(f"{run_dir} holds no trained run (config.yaml and checkpoints/last.pt expected)",
                         "train it first with `python -m qhyer.train`")
-    raw = yaml.safe_load(config_file.read_text())
-    config_cls, _ = method_classes(raw["method"]["name"])
-    return RunConfig(**{**raw, "method": config_cls(**raw["method"]), "train": LoopConfig(**raw["train"]),
-                        "eval": EvalConfig(**raw["eval"])})
+    try:
+        raw = yaml.safe_load(config_file.read_text())
+        config_cls, _ = method_classes(raw["method"]["name"])
+        return RunConfig(**{**raw, "method": config_cls(**raw["method"]), "train": LoopConfig(**raw["train"]),
+                            "eval": EvalConfig(**raw["eval"])})
+    except (yaml.YAMLError, TypeError, KeyError, AttributeError) as err:
+        raise DataError(f"{config_file} is not a run config this harness wrote ({type(err).__name__}: {err})",
+                        "restore it, or retrain the run") from None
+
+
+def trained_step(run_dir: str | Path) -> int:
+    """The step the run's checkpoints/last.pt reached."""
+    return int(read_checkpoint(checkpoint_path(Path(run_dir)))["step"])
+
+
+def check_finished(run_dir: str | Path, cfg: RunConfig) -> int:
+    """The trained step of a finished run; an unfinished one (no summary.json or too few steps) is refused."""
+    run_dir = Path(run_dir)
+    step = trained_step(run_dir)
+    if not (run_dir / "summary.json").exists() or step < cfg.train.steps:
+        raise DataError(f"{run_dir} is unfinished (trained {step} of {cfg.train.steps} steps"
+                        f"{'' if (run_dir / 'summary.json').exists() else ', no summary.json'})",
+                        "resume its training, or pass --allow-partial to evaluate the step it reached")
+    return step
 
 
 def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> tuple[RunConfig, Agent]:
@@ -324,7 +487,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) 
         if not checkpoint.exists():
             raise DataError(f"{run_dir} kept no evaluation checkpoint at step {step}",
                             "its eval.every / eval.aggregate did not ask for one; retrain with that schedule")
-    payload = torch.load(checkpoint, map_location=device, weights_only=False)
+    payload = read_checkpoint(checkpoint, device)
     info = DataInfo(spec=get_spec(cfg.dataset), **payload["data_info"])
     agent = build_agent(cfg.method, info, torch.device(device))
     agent.load_train_state(payload["agent"])
@@ -347,20 +510,27 @@ def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | Non
 
 
 def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, device: str = "cpu",
-                 max_steps: int | None = None) -> dict[str, float]:
+                 max_steps: int | None = None, partial: bool = False) -> dict[str, float]:
     """Evaluate every checkpoint the run's schedule names into `eval_episodes.csv` (+ `_summary.csv`).
 
     `cfg` overrides the run's recorded evaluation settings (episodes, envs); returns the final checkpoint's headline.
+    `partial` evaluates only checkpoints/last.pt of an unfinished run, its rows labelled with the step it reached.
     """
     run_dir = Path(run_dir)
     cfg = cfg or read_run_config(run_dir)
     frames = []
-    for step in cfg.eval.steps(cfg.train.steps):
-        _, agent = load_run(run_dir, device, step)
-        frames.append(evaluate_agent(agent, cfg, step, max_steps))
+    if partial:
+        final_step = trained_step(run_dir)
+        _, agent = load_run(run_dir, device)
+        frames.append(evaluate_agent(agent, cfg, final_step, max_steps))
+    else:
+        final_step = cfg.train.steps
+        for step in cfg.eval.steps(cfg.train.steps):
+            _, agent = load_run(run_dir, device, step)
+            frames.append(evaluate_agent(agent, cfg, step, max_steps))
     episodes = pd.concat(frames, ignore_index=True)
     spec = get_spec(cfg.dataset)
     write_results(episodes, spec, run_dir / "eval_episodes.csv")
-    final = episodes[episodes["step"] == cfg.train.steps]
+    final = episodes[episodes["step"] == final_step]
     overall = summarize(final, spec).query("task == 'all'").iloc[0]
     return {"success": float(overall["success"]), "score": float(overall["score"]), "episodes": len(final)}
