@@ -27,6 +27,7 @@ from qhyer.agent import DataInfo
 from qhyer.algorithm import QHyerAgent, QHyerConfig
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.registry import get_spec
+from qhyer.models.hybrid import BACKBONES
 from qhyer.models.scan import selective_scan, selective_scan_reference
 
 # (batch, tokens, d_inner, N)
@@ -117,7 +118,7 @@ def main() -> None:
     print("\nQHyer training step (agent.update) at the default config, batch 64, K 20, width 128, 3 blocks, nf critic")
     header = f"{'backbone':>10s} {'step':>9s} {'parameters':>11s}"
     print(header + "\n" + "-" * len(header))
-    for backbone in ("attention", "mamba", "hybrid"):
+    for backbone in BACKBONES:
         torch.manual_seed(0)
         cfg = QHyerConfig(backbone=backbone).for_family("ogbench_play")
         agent = QHyerAgent(cfg, DataInfo.from_dataset(get_spec("cube-single-play"), data, cfg.goal_rep)).to(device)

@@ -1,4 +1,4 @@
-"""The Snakemake DAG: lint, config validation, job counts per profile."""
+"""The Snakemake DAG: lint, config validation, job counts per budget."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from qhyer.algorithm import QHyerConfig
-from qhyer.runs import study_variants
+from qhyer.algorithm import CONDITIONINGS, QHyerConfig
+from qhyer.methods import METHODS
+from qhyer.models.hybrid import BACKBONES
 from qhyer.report import timing
+from qhyer.runs import STUDIES, study_variants
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -175,3 +177,13 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert jobs == {"evaluate": "1", "table1": "1", "aggregate": "1", "claims": "1", "claims_main": "1", "figure": "3",
                     "all": "1"}, text
     assert run(target="main_tables").returncode == 0 and (tmp_path / deleted).exists()
+
+
+def test_schema_lists_are_the_packages_lists():
+    """One list per concept: the config schema's enums are the registries the code uses."""
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
+    assert set(schema["methods"]["items"]["enum"]) == set(METHODS)
+    assert set(schema["ablation"]["properties"]["backbones"]["items"]["enum"]) == set(BACKBONES)
+    assert set(schema["ablation"]["properties"]["conditionings"]["items"]["enum"]) == set(CONDITIONINGS)
+    assert set(STUDIES) == {"main", "ablation", "tau"}  # each study has its section or Tables 1 and 2
+    assert all(STUDIES[s].section in (None, *schema) for s in STUDIES)

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qhyer.algorithm import ABAR_DEFINITIONS
+from qhyer.algorithm import ABAR_DEFINITIONS, CONDITIONINGS
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.errors import ConfigError, DataError
 from qhyer.io import atomic_path, write_text_atomic
+from qhyer.methods import METHODS as METHOD_REGISTRY
+from qhyer.models.hybrid import BACKBONES
 from qhyer.report import stats
 from qhyer.runs import MAIN_VARIANT, load_records, read_summary, record_row, run_folders
 
-METHODS = ("qhyer", "dt", "qt", "lsdt", "gciql", "hiql", "gcbc")
-BACKBONES = ("attention", "mamba", "hybrid")
-CONDITIONINGS = ("nf", "crl", "cvae", "none", "rtg")
+METHODS = tuple(METHOD_REGISTRY)
 # Mamba statistics QHyer logs (qhyer/algorithm.py): Δ_t, then Ā_t and its memory under each definition, then the gate.
 DT_METRICS = ("delta_mean", *(f"abar_{d}" for d in ABAR_DEFINITIONS), *(f"memory_steps_{d}" for d in ABAR_DEFINITIONS),
               *(f"memory_tokens_{d}" for d in ABAR_DEFINITIONS), "gate_attention_share")
