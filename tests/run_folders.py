@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from qhyer.agent import dataset_family
@@ -16,15 +17,17 @@ from qhyer.data.registry import get_spec
 from qhyer.eval.envs import eval_tasks
 from qhyer.eval.protocol import COLUMNS, normalized_score
 from qhyer.methods import method_classes
+from qhyer.report.tables import DT_METRICS
 from qhyer.runs import run_dir, run_record
 from qhyer.trainer import EvalConfig
 
 FINAL = {"episodes_per_task": 4, "every": 0, "aggregate": "final", "last_k": 1}
-# Mamba statistics a QHyer run logs at its last validation step (play, noisy): the card's values
-DT_VALUES = {"play": {"delta_mean": 0.38, "abar_first_state": 0.92, "memory_steps_first_state": 12.0,
-                      "gate_attention_share": 0.57},
-             "noisy": {"delta_mean": 1.05, "abar_first_state": 0.61, "memory_steps_first_state": 3.0,
-                       "gate_attention_share": 0.42}}
+# Mamba statistics a QHyer run logs at its last validation step: the card's values where it gives them, else 1
+CARD_DT = {"play": {"delta_mean": 0.38, "abar_first_state": 0.92, "memory_steps_first_state": 12.0,
+                    "memory_tokens_first_state": 12.0, "gate_attention_share": 0.57},
+           "noisy": {"delta_mean": 1.05, "abar_first_state": 0.61, "memory_steps_first_state": 3.0,
+                     "memory_tokens_first_state": 3.0, "gate_attention_share": 0.42}}
+DT_VALUES = {kind: {m: card.get(m, 1.0) for m in DT_METRICS} for kind, card in CARD_DT.items()}
 
 
 def official_size(dataset: str) -> tuple[int, int]:
@@ -62,27 +65,31 @@ def write_run(root: Path, *, study: str = "main", variant: str = "default", meth
                         steps_trained=steps, protocol=protocol, method_config=method_config)
     (folder / "summary.json").write_text(json.dumps({**record, "provenance": {"fake": True}}))
 
-    frames = []
-    for step in EvalConfig(**schedule).steps(steps):
+    eval_steps = EvalConfig(**schedule).steps(steps)
+    tasks = np.repeat(eval_tasks(spec), episodes_per_task)
+    episode = np.tile(np.arange(episodes_per_task), len(eval_tasks(spec)))
+    columns: dict[str, list] = {name: [] for name in ("task", "episode", "success", "return", "step")}
+    for step in eval_steps:
         value = score[step] if isinstance(score, Mapping) else score
-        tasks = eval_tasks(spec)
-        frame = pd.DataFrame([(t, e) for t in tasks for e in range(episodes_per_task)], columns=["task", "episode"])
         if spec.family == "maze2d":  # every episode scores `value`
-            returns = spec.ref_min_score + value / 100 * (spec.ref_max_score - spec.ref_min_score)
-            frame = frame.assign(success=False, **{"return": returns})
-            frame["normalized_score"] = normalized_score(spec, frame["return"].to_numpy())
+            success = np.zeros(len(tasks), bool)
+            returns = np.full(len(tasks), spec.ref_min_score + value / 100 * (spec.ref_max_score - spec.ref_min_score))
         else:
-            hits = round(value / 100 * episodes_per_task)
-            frame = frame.assign(success=frame["episode"] < hits, **{"return": (frame["episode"] < hits) * 1.0})
-            if spec.family != "ogbench":
-                frame["normalized_score"] = normalized_score(spec, frame["return"].to_numpy())
-        frames.append(frame.assign(method=method, dataset=spec.name, seed=seed, length=100, budget=budget,
-                                   study=study, variant=variant, step=step))
-    episodes = pd.concat(frames, ignore_index=True)
+            success = episode < round(value / 100 * episodes_per_task)
+            returns = success * 1.0
+        for name, values in (("task", tasks), ("episode", episode), ("success", success), ("return", returns),
+                             ("step", np.full(len(tasks), step))):
+            columns[name].append(values)
+    episodes = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()})
+    if spec.family != "ogbench":
+        episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
+    tags = {"method": method, "dataset": spec.name, "seed": seed, "length": 100, "budget": budget, "study": study,
+            "variant": variant}
+    episodes = episodes.assign(**tags)
     episodes[[*COLUMNS, *(c for c in episodes if c not in COLUMNS)]].to_csv(folder / "eval_episodes.csv",
                                                                               index=False)
-    write_metrics(folder, steps, dt_values or DT_VALUES.get(spec.kind, DT_VALUES["play"]) if method == "qhyer"
-                  else {})
+    dt = {**DT_VALUES.get(spec.kind, DT_VALUES["play"]), **(dt_values or {})} if method == "qhyer" else {}
+    write_metrics(folder, steps, dt)
     return folder
 
 

@@ -166,6 +166,11 @@ def _dataset_missing(claim: dict, datasets: list[str]) -> None:
             raise Missing(f"dataset {name} is not in the harness's registry") from None
 
 
+def _number(value: float) -> str:
+    """A count in full (1001000, not 1.001e+06), other numbers to 4 significant digits."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+
+
 def _shortfalls(rows: pd.DataFrame, protocol: dict, n_seeds: int) -> list[str]:
     """How the runs fall short of the claim's protocol (empty: comparable)."""
     out = []
@@ -175,7 +180,7 @@ def _shortfalls(rows: pd.DataFrame, protocol: dict, n_seeds: int) -> list[str]:
         if not have:
             out.append(f"{label} unrecorded")
         elif min(have) < need:
-            out.append(f"{label} {min(have):g} < {need:g}")
+            out.append(f"{label} {_number(min(have))} < {_number(need)}")
 
     if "steps" in protocol:
         below("updates", rows["steps_trained"], protocol["steps"])
@@ -289,8 +294,7 @@ def check_claim(claim: dict, doc: dict, meas: Measurements) -> dict:
 
 
 def check_claims(doc: dict, meas: Measurements) -> pd.DataFrame:
-    return pd.DataFrame([check_claim(claim, doc, meas) for claim in doc["claims"]], columns=[*COLUMNS, "evidence"]
-                        ).loc[:, list(dict.fromkeys([*COLUMNS, "evidence"]))]
+    return pd.DataFrame([check_claim(claim, doc, meas) for claim in doc["claims"]], columns=list(COLUMNS))
 
 
 def explain(claim_id: str, doc: dict, meas: Measurements) -> str:

@@ -56,6 +56,7 @@ from qhyer.report.stats import LEVEL, SEED
 REPRODUCED, BELOW, ABOVE, INCONCLUSIVE, REVERSED = "reproduced", "below", "above", "inconclusive", "reversed"
 VERDICTS = (REPRODUCED, BELOW, ABOVE, INCONCLUSIVE, REVERSED)
 POWER = 0.8  # assumption: the power `seeds_to_decide` plans for (the usual 80%)
+MAX_PLANNED_SEEDS = 100_000  # larger plans are reported as inf (and t quantiles fail at huge df)
 
 Groups = Sequence[np.ndarray]  # per-seed scores of each mean in a signed sum; leading axes = simulated experiments
 
@@ -171,6 +172,8 @@ def _planned_seeds(sd: float, margin: float, alpha: float, beta: float, t_quanti
     if margin <= 0:
         return math.inf
     n = max(2, math.ceil(((sps.norm.ppf(1 - alpha) + sps.norm.ppf(1 - beta)) * sd / margin) ** 2))
+    if n > MAX_PLANNED_SEEDS:  # a margin near 0: no feasible number of seeds decides it
+        return math.inf
     if not t_quantiles:
         return float(n)
     while n < ((sps.t.ppf(1 - alpha, n - 1) + sps.t.ppf(1 - beta, n - 1)) * sd / margin) ** 2:
