@@ -8,8 +8,13 @@ Writes one run folder (`run_dir`, default runs/<method>/<dataset>/seed<seed>); s
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from pathlib import Path
+
 import hydra
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from qhyer.errors import cli_main
@@ -25,10 +30,25 @@ for _name in METHODS:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     def run() -> int:
-        train(OmegaConf.to_object(cfg))
+        try:
+            train(OmegaConf.to_object(cfg))
+        except BaseException:
+            _remove_hydra_stub(Path(cfg.run_dir))
+            raise
         return 0
 
     cli_main(run)  # bad input and training divergence: one `error:` line, exit 2; Ctrl-C: exit 130
+
+
+def _remove_hydra_stub(run_dir: Path) -> None:
+    """Hydra creates run_dir (.hydra/, its job log) before train() validates the config; a run that never wrote its
+    config.yaml leaves no folder behind (a folder with anything else in it is kept)."""
+    if (run_dir / "config.yaml").exists():
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / f"{HydraConfig.get().job.name}.log").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
 
 
 if __name__ == "__main__":

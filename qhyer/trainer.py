@@ -299,6 +299,7 @@ def train(cfg: RunConfig) -> Path:
     seed_everything(cfg.seed)
     dataset = _load_split(spec, "train", cfg.data_dir)
     info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
+    _check_statistics(info, dataset.source)
     agent = build_agent(method_cfg, info, device)
     state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
     val_batches = _validation_batches(agent, spec, cfg)
@@ -326,6 +327,14 @@ def train(cfg: RunConfig) -> Path:
             summary["eval"] = evaluate_run(run_dir, cfg, device=str(device))
         write_json_atomic(run_dir / "summary.json", summary)
     return run_dir
+
+
+def _check_statistics(info: DataInfo, source: Any) -> None:
+    """Standardisation by an infinite std would silently feed the model zeros; refuse such data instead."""
+    for key in ("obs_mean", "obs_std"):
+        if not np.isfinite(getattr(info, key)).all():
+            raise DataError(f"{source}: the observations' {key.split('_')[1]} is not finite (values beyond float32's "
+                            "range, or NaN/inf in the file)", "regenerate or fix the dataset file")
 
 
 def _resume(state: TrainState, cfg: RunConfig, identity: dict[str, Any], run_dir: Path,
