@@ -109,7 +109,7 @@ class Measurements:
 def _scored(record: dict) -> dict:
     """A run's record with its score (the family's metric, scaled as the tables report it) and the fewest episodes
     any task had at its final checkpoint."""
-    episodes = run_episodes(Path(record["run_dir"]), record)
+    episodes = run_episodes(Path(record["run_dir"]), record, ("seed", "protocol.eval_aggregate"))
     column, scale, metric = SCORES[get_spec(record["dataset"]).family]
     final = episodes[episodes["step"] == episodes["step"].max()]
     return {**record, "metric": metric, "score": float(stats.seed_scores(episodes, column).iloc[0]) * scale,

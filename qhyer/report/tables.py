@@ -27,6 +27,7 @@ from qhyer.report import stats
 from qhyer.runs import MAIN_VARIANT, load_records, read_summary, record_row, run_folders
 
 METHODS = tuple(METHOD_REGISTRY)
+SOURCE_SUFFIX = " (source)"  # Table 2 columns of runs under their authors' own protocol (study `source`)
 # Mamba statistics QHyer logs (qhyer/algorithm.py): Δ_t, then Ā_t and its memory under each definition, then the gate.
 DT_METRICS = ("delta_mean", *(f"abar_{d}" for d in ABAR_DEFINITIONS), *(f"memory_steps_{d}" for d in ABAR_DEFINITIONS),
               *(f"memory_tokens_{d}" for d in ABAR_DEFINITIONS), "gate_attention_share")
@@ -107,8 +108,9 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     return frame
 
 
-def run_episodes(run: Path, record: dict) -> pd.DataFrame:
-    """A run's `eval_episodes.csv`, with its record (identity, protocol, method fields) on every row."""
+def run_episodes(run: Path, record: dict, fields: Iterable[str] | None = None) -> pd.DataFrame:
+    """A run's `eval_episodes.csv`, with its record (identity, protocol, method fields; only `fields` when given)
+    on every row."""
     path = run / "eval_episodes.csv"
     frame = read_csv(path, ("task", "episode", "success", "return", "step"))
     if frame.empty:
@@ -116,7 +118,8 @@ def run_episodes(run: Path, record: dict) -> pd.DataFrame:
     if int(frame["step"].max()) != int(record["protocol.steps"]):
         raise DataError(f"{path} has no episodes of the final checkpoint (step {record['protocol.steps']}; "
                         f"latest found: {int(frame['step'].max())})", "re-run its evaluate step")
-    return frame.drop(columns=[c for c in record if c in frame]).assign(**record)
+    tags = record if fields is None else {f: record[f] for f in fields}
+    return frame.drop(columns=[c for c in tags if c in frame]).assign(**tags)
 
 
 def load_episodes(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -155,13 +158,17 @@ def _sort(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[_order(frame)].reset_index(drop=True)
 
 
-def _select(episodes: pd.DataFrame, study: str, families: set[str], allow_empty: bool = False) -> pd.DataFrame:
-    studies = set(episodes["study"]) if len(episodes) else set()
-    if studies - {study}:
-        raise ConfigError(f"inputs include runs of study {', '.join(sorted(studies - {study}))}; "
-                          f"this table takes study '{study}' only", "pass only that study's eval_episodes.csv files")
+def _select(episodes: pd.DataFrame, studies: str | set[str], families: set[str],
+            allow_empty: bool = False) -> pd.DataFrame:
+    studies = {studies} if isinstance(studies, str) else studies
+    found = set(episodes["study"]) if len(episodes) else set()
+    if found - studies:
+        raise ConfigError(f"inputs include runs of study {', '.join(sorted(found - studies))}; "
+                          f"this table takes study {', '.join(sorted(studies))} only",
+                          "pass only that study's eval_episodes.csv files")
     if episodes.empty and not allow_empty:
-        raise DataError(f"no runs of study '{study}' among the inputs", "pass that study's eval_episodes.csv files")
+        raise DataError(f"no runs of study {', '.join(sorted(studies))} among the inputs",
+                        "pass that study's eval_episodes.csv files")
     wrong = sorted(d for d in episodes["dataset"].unique() if get_spec(d).family not in families)
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} do not belong in this table (it takes {', '.join(sorted(families))})",
@@ -256,8 +263,13 @@ def table1(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEE
 
 def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats.REPS,
            seed: int = stats.SEED) -> Table:
-    """D4RL: Maze2d normalised score, AntMaze success x100; a dataset whose files are absent is a row saying so."""
-    episodes = _select(episodes, "main", {"maze2d", "antmaze"}, allow_empty=bool(absent))
+    """D4RL: Maze2d normalised score, AntMaze success x100; a dataset whose files are absent is a row saying so.
+
+    Runs of the `source` study (DT, QT, LSDT under their authors' own D4RL protocols) are columns of their own,
+    `<method> (source)`, beside the harness's uniform goal-relabelled protocol."""
+    episodes = _select(episodes, {"main", "source"}, {"maze2d", "antmaze"}, allow_empty=bool(absent))
+    source = episodes["study"] == "source"
+    episodes = episodes.assign(method=episodes["method"].where(~source, episodes["method"] + SOURCE_SUFFIX))
     measured = _summaries(episodes, ["dataset", "method"], reps, seed).assign(status="measured", note="") \
         if len(episodes) else pd.DataFrame(columns=["dataset", "budget"])
     specs = [get_spec(name) for name in dict.fromkeys(absent)]
@@ -280,7 +292,10 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
     order = _order(display)
     section = Section("Score", display.loc[order].reset_index(drop=True), bold.loc[order].reset_index(drop=True))
     tidy = _sort(pd.concat([measured, missing], ignore_index=True))
-    return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], [BEST_ROW_NOTE])
+    notes = [BEST_ROW_NOTE, "Columns `<method> (source)`: DT, QT and LSDT under their authors' own D4RL protocols "
+             "(D4RL rewards and RTG targets, best evaluation over training); the others: the harness's uniform "
+             "goal-relabelled protocol."]
+    return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], notes)
 
 
 # Recorded method fields a study's table shows, as {column: record field}.
