@@ -56,6 +56,9 @@ STUDIES: dict[str, Study] = {
     "main": Study(None, lambda section: {MAIN_VARIANT: {}}),
     "ablation": Study("ablation", _ablation, ("qhyer",)),
     "tau": Study("tau_sweep", _tau, ("qhyer",)),
+    # The D4RL numbers the card quotes for QT and LSDT come from their authors' own protocols (D4RL rewards, RTG
+    # targets, best evaluation over training): these runs reproduce them (baselines/sequence.py `protocol`).
+    "source": Study("source_protocol", lambda section: {"source": {"protocol": "source"}}, ("dt", "qt", "lsdt")),
 }
 
 
@@ -105,8 +108,12 @@ def study_datasets(study: str, workflow_config: dict) -> list[str]:
         workflow_config["table1_datasets"] + workflow_config["table2_datasets"]
 
 
-def eval_schedule(dataset: str, workflow_config: dict) -> dict[str, Any]:
-    """The dataset family's evaluation schedule (episodes_per_task, every, aggregate, last_k), else `default`."""
+def eval_schedule(dataset: str, workflow_config: dict, study: str = "main") -> dict[str, Any]:
+    """The evaluation schedule (episodes_per_task, every, aggregate, last_k) of a run: its study section's own
+    `eval` when it has one, else the dataset family's, else the budget's `default`."""
+    section = get_study(study).section
+    if section and "eval" in workflow_config.get(section, {}):
+        return workflow_config[section]["eval"]
     schedules = workflow_config["eval"]["schedule"]
     return schedules.get(get_spec(dataset).family, schedules["default"])
 

@@ -1,7 +1,7 @@
 # Tables: tidy CSV plus Markdown and LaTeX renderings (best entry bold); every row carries profile and budget.
 TABLE_INPUTS = {
     "table1": eval_files(MAIN_TABLE1),
-    "table2": eval_files(MAIN_TABLE2),
+    "table2": eval_files(MAIN_TABLE2 + SOURCE),
     "ablation": eval_files(ABLATION),
     "tau_sweep": eval_files(TAU),
     "dt_stats": [f"{run}/summary.json" for run in MAIN_TABLE1 + ABLATION if "/qhyer/" in run],

@@ -2,8 +2,8 @@
 # scores). `claims` reads every run (target `all`); `claims_main` the Tables 1 and 2 runs only (target
 # `main_tables`), so its other claims are `missing`.
 CLAIM_SETS = {
-    "claims": ("results/claims_check", MAIN_TABLE1 + MAIN_TABLE2 + ABLATION + TAU),
-    "claims_main": ("results/claims_check_main", MAIN_TABLE1 + MAIN_TABLE2),
+    "claims": ("results/claims_check", MAIN_TABLE1 + MAIN_TABLE2 + SOURCE + ABLATION + TAU),
+    "claims_main": ("results/claims_check_main", MAIN_TABLE1 + MAIN_TABLE2 + SOURCE),
 }
 CLAIMS_CHECKS = [f"{out}.{ext}" for out, _ in CLAIM_SETS.values() for ext in ("csv", "md")]
 

@@ -9,15 +9,9 @@ from pathlib import Path
 
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.methods import METHODS
-from qhyer.runs import STUDIES, run_dir, study_variants
+from qhyer.runs import STUDIES, eval_schedule, merge_config, run_dir, study_variants, train_steps
 
 BUDGETS_DIR = Path(workflow.current_basedir).parent / "config" / "budgets"
-
-
-def _merge(base, extra):
-    for key, value in extra.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) and key in base else value
-    return base
 
 
 def _budget_name(cfg):
@@ -32,7 +26,7 @@ _budget_file = BUDGETS_DIR / f"{_budget_name(config)}.yaml"
 if not _budget_file.exists():
     raise WorkflowError(f"unknown budget '{config['budget']}': use one of "
                         + ", ".join(sorted(p.stem for p in BUDGETS_DIR.glob("*.yaml"))))
-config = _merge(yaml.safe_load(_budget_file.read_text()), dict(config))
+config = merge_config(yaml.safe_load(_budget_file.read_text()), dict(config))
 validate(config, schema="../schemas/config.schema.yaml")
 
 BUDGET = config["budget"]
@@ -70,11 +64,6 @@ def available(dataset):
     return get_spec(dataset).regenerable or user_file_present(dataset)
 
 
-def study_datasets(study):
-    section = STUDIES[study].section
-    return config[section]["datasets"] if section else config["table1_datasets"] + config["table2_datasets"]
-
-
 def run_dirs(study, datasets):
     methods = STUDIES[study].methods or config["methods"]
     return [run_dir(config["runs_root"], BUDGET, study, v, m, d, s)
@@ -86,6 +75,7 @@ MAIN_TABLE1 = run_dirs("main", config["table1_datasets"])
 MAIN_TABLE2 = run_dirs("main", config["table2_datasets"])
 ABLATION = run_dirs("ablation", config["ablation"]["datasets"])
 TAU = run_dirs("tau", config["tau_sweep"]["datasets"])
+SOURCE = run_dirs("source", config["source_protocol"]["datasets"]) if "source_protocol" in config else []
 ABSENT_TABLE2 = [d for d in config["table2_datasets"] if not available(d)]
 
 
@@ -129,23 +119,11 @@ def train_overrides(wc):
     overrides = {**_method_overrides(wc.method),
                  **{f"method.{k}": v for k, v in study_variants(wc.study, config)[wc.variant].items()}}
     words = [f"{k}={hydra_value(v)}" for k, v in overrides.items()]
-    words += [f"eval.{k}={v}" for k, v in eval_schedule(wc.dataset).items()]
+    words += [f"eval.{k}={v}" for k, v in eval_schedule(wc.dataset, config, wc.study).items()]
     if "checkpoint_every" in config["train"]:
         words.append(f"train.checkpoint_every={config['train']['checkpoint_every']}")
     return " ".join(map(shlex.quote, words))
 
 
-def eval_schedule(dataset):
-    """The dataset family's evaluation schedule (episodes_per_task, every, aggregate, last_k), else the budget's
-    `default` one."""
-    schedules = config["eval"]["schedule"]
-    return schedules.get(get_spec(dataset).family, schedules["default"])
-
-
-def train_steps(wc):
-    """Updates of one run: the study's `steps`, else the method's, else the dataset family's, else train.steps."""
-    section = STUDIES[wc.study].section
-    train = config["train"]
-    family_steps = train.get("steps_by_family", {}).get(get_spec(wc.dataset).family, train["steps"])
-    study_steps = config[section].get("steps") if section else None
-    return study_steps or train["method_overrides"].get(wc.method, {}).get("steps", family_steps)
+def run_train_steps(wc):
+    return train_steps(wc.study, wc.method, wc.dataset, config)

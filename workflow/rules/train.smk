@@ -10,7 +10,7 @@ rule train:
         f"{RUN}/summary.json",
     params:
         overrides=train_overrides,
-        steps=train_steps,
+        steps=run_train_steps,
         data=DATA,
         budget=BUDGET,
         run=lambda wc, output: os.path.dirname(output[0]),
