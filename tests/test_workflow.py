@@ -47,9 +47,9 @@ def test_lint_is_clean():
 
 def test_smoke_profile_job_counts():
     counts = planned_jobs("--config", "budget=smoke", "runs_root=/nonexistent/runs", "data_root=/nonexistent/data")
-    methods, table1, ablation, taus = 7, 2, 3 * 2, 2
+    methods, table1, ablation, taus, source = 7, 2, 3 * 2, 2, 3  # source: dt, qt, lsdt on maze2d-umaze
     table2 = 1  # maze2d-umaze; AntMaze has no user file here, so it is an 'absent' row, not a job
-    runs = methods * (table1 + table2) + ablation + taus
+    runs = methods * (table1 + table2) + ablation + taus + source
     assert counts["generate_ogbench"] == 2 and counts["generate_maze2d"] == 1
     assert counts["train"] == runs and counts["evaluate"] == runs
     for rule in ("table1", "table2", "ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "claims_main"):
@@ -57,8 +57,8 @@ def test_smoke_profile_job_counts():
 
 
 @pytest.mark.parametrize("profile, runs", [
-    ("quick", 7 * (4 + 3) + 2 * 15 + 7),   # Table 1 rows + Maze2d rows, ablation, τ sweep; one seed
-    ("paper", 8 * (7 * (10 + 3) + 2 * 15 + 2 * 7)),
+    ("quick", 7 * (4 + 3) + 2 * 15 + 7 + 3 * 3),   # Table 1 + Maze2d rows, ablation, τ sweep, source; one seed
+    ("paper", 8 * (7 * (10 + 3) + 2 * 15 + 2 * 7 + 3 * 3)),
 ])
 def test_profile_job_counts(profile, runs):
     counts = planned_jobs("--config", f"budget={profile}", "runs_root=/nonexistent/runs",
@@ -75,7 +75,7 @@ def test_main_job_for_table1_only_plans_what_it_needs():
 def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
     counts = planned_jobs("main_tables", "--config", "budget=smoke", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
-    assert counts["train"] == 7 * (2 + 1) and counts["table1"] == counts["table2"] == counts["claims_main"] == 1
+    assert counts["train"] == 7 * (2 + 1) + 3 and counts["table1"] == counts["table2"] == counts["claims_main"] == 1
     assert not {"ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "figure"} & set(counts), counts
 
 
@@ -141,6 +141,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert set(table1["method"]) == {"qhyer", "dt", "qt", "lsdt", "gciql", "hiql", "gcbc"}
     table2 = pd.read_csv(results / "table2.csv")
     assert "antmaze-large-play-v2" in set(table2["dataset"])  # absent file → a row that says so
+    assert {"dt (source)", "qt (source)", "lsdt (source)"} <= set(table2["method"])  # the source-protocol runs
     claims = pd.read_csv(results / "claims_check.csv")
     assert set(claims["verdict"]) <= {"not comparable", "missing"}  # smoke is below every paper budget
     main_claims = pd.read_csv(results / "claims_check_main.csv")  # Tables 1 and 2 only: the rest is missing
@@ -152,7 +153,8 @@ def test_smoke_profile_end_to_end(tmp_path):
     for figure in ("table1", "ablation", "tau", "dt", "gate", "aggregate", "profiles"):
         assert (tmp_path / "paper_figures" / f"{figure}.png").stat().st_size > 0
     jobs = timing.load_benchmarks(tmp_path / "logs" / "smoke" / "benchmark")  # one benchmark file per job
-    assert jobs["stage"].value_counts().to_dict() == {"train": 7 * 3 + 6 + 2, "evaluate": 7 * 3 + 6 + 2, "data": 3}
+    assert jobs["stage"].value_counts().to_dict() == {"train": 7 * 3 + 6 + 2 + 3, "evaluate": 7 * 3 + 6 + 2 + 3,
+                                                        "data": 3}
 
     def planned(target="all"):
         plan = run("-n", "--quiet", "rules", target=target)
@@ -185,5 +187,5 @@ def test_schema_lists_are_the_packages_lists():
     assert set(schema["methods"]["items"]["enum"]) == set(METHODS)
     assert set(schema["ablation"]["properties"]["backbones"]["items"]["enum"]) == set(BACKBONES)
     assert set(schema["ablation"]["properties"]["conditionings"]["items"]["enum"]) == set(CONDITIONINGS)
-    assert set(STUDIES) == {"main", "ablation", "tau"}  # each study has its section or Tables 1 and 2
+    assert set(STUDIES) == {"main", "ablation", "tau", "source"}  # each has its config section or Tables 1 and 2
     assert all(STUDIES[s].section in (None, *schema) for s in STUDIES)
