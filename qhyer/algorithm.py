@@ -1,7 +1,7 @@
 """QHyer: Q-conditioned hybrid attention–Mamba decision transformer for offline goal-conditioned RL
 (Lei, Wang, Zhang, Wang; ICML 2026, arXiv 2605.01862). No code is public; one readable file in the style of CORL
 (`corl-team/CORL` algorithms/offline/dt.py). Every value the paper does not state is a config field marked
-"assumption" with its source; docs/QHYER.md lists them and how to override each.
+"assumption" with its source; README.md, section "QHyer", lists them and how to override each.
 
 Sequence: per timestep the tokens (Q_t, [s_t; g], a_t), 3K tokens for a window of K steps, each plus a learned
 timestep embedding, through the backbone (qhyer/models/hybrid.py); a_t is predicted from the [s_t; g] token.

@@ -1,6 +1,6 @@
 """The shared evaluation layer (qhyer/eval/): protocol bookkeeping, seeding, scores, sanity policies, CLI.
 
-OGBench protocol: `../shared/reference/ogbench.md`, section 6; D4RL scores: `d4rl/offline_env.py`.
+OGBench protocol: seohongpark/ogbench `impls/utils/evaluation.py`; D4RL scores: `d4rl/offline_env.py`.
 OGBench environments take 1-2 s each to build, so the cube-single tests share one small set of them.
 """
 

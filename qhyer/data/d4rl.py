@@ -1,6 +1,6 @@
 """D4RL hdf5 files (maze2d-*-v1, antmaze-*-v2) → `EpisodeDataset`.
 
-Layout (`d4rl/offline_env.py`, `get_dataset`; `../shared/reference/d4rl_mazes.md`, section 6): flat arrays
+Layout (Farama-Foundation/D4RL `d4rl/offline_env.py`, `get_dataset`): flat arrays
 `observations`, `actions`, `rewards`, `terminals`, `timeouts`, `infos/goal`, `infos/qpos`, `infos/qvel`.
 Episode boundaries, as in D4RL's `sequence_dataset` where the meaning is the same:
 - Maze2d: one continuous run; `timeouts` marks where a navigation target was solved or timed out (released

@@ -1,7 +1,7 @@
 """Regenerate D4RL maze2d-{umaze,medium,large}-v1 locally, in D4RL's hdf5 layout.
 
 Follows Farama-Foundation/D4RL `scripts/generation/generate_maze2d_datasets.py` (with `--noisy`) and
-`d4rl/pointmaze/waypoint_controller.py` (summarised in `../shared/reference/d4rl_mazes.md`, section 3):
+`d4rl/pointmaze/waypoint_controller.py`:
 - One continuous run: the env is reset once; a random navigation target (uniform empty-or-goal cell +
   U(-0.1, 0.1)) is redrawn whenever the controller reports "solved" or `max_episode_steps` (300/600/800) steps
   have passed since the last target. The physical state is never reset.

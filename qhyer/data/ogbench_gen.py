@@ -1,7 +1,7 @@
 """Regenerate OGBench manipulation datasets locally with the scripted oracles shipped in the `ogbench` wheel.
 
-Follows `data_gen_scripts/generate_manipspace.py` of seohongpark/ogbench (repository only, not in the wheel;
-summarised in `../shared/reference/ogbench.md`, sections 2-4) step for step: same env construction, oracles,
+Follows `data_gen_scripts/generate_manipspace.py` of seohongpark/ogbench (repository only, not in the wheel)
+step for step: same env construction, oracles,
 noise, random actions, task switching without resets, row layout, dtypes and train/val split. Deliberate
 differences, none of which changes the data distribution:
 - The official script never seeds anything. Here every episode draws all of its randomness from

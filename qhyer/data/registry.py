@@ -1,7 +1,7 @@
 """Every dataset the harness knows: how it is made, where its files live, and its goal part.
 
-OGBench settings follow `data_gen_scripts/commands.sh` of seohongpark/ogbench (see
-`../shared/reference/ogbench.md`, section 2); D4RL settings follow Farama-Foundation/D4RL
+OGBench settings follow `data_gen_scripts/commands.sh` of seohongpark/ogbench; D4RL settings follow
+Farama-Foundation/D4RL
 (`scripts/generation/generate_maze2d_datasets.py`, `d4rl/infos.py`).
 """
 

@@ -1,7 +1,7 @@
 """D4RL Maze2d and AntMaze (v2) evaluation environments, in D4RL's coordinates, on the `mujoco` bindings.
 
-The `d4rl` package cannot run on a modern stack (it needs mujoco-py and gym 0.23; see
-`../shared/reference/d4rl_mazes.md`, section 1), so both models are rebuilt here from D4RL's definitions:
+The `d4rl` package cannot run on a modern stack (it needs mujoco-py and gym 0.23), so both models are rebuilt
+here from D4RL's definitions:
 
 Maze2d (Farama-Foundation/D4RL `d4rl/pointmaze/maze_model.py`: `point_maze`, `MazeEnv`). The MJCF is built from
 the maze strings exactly as `point_maze()` does (visual-only elements left out). This was chosen over wrapping

@@ -1,6 +1,6 @@
 """Evaluation environments of every dataset family behind one small interface, reset per episode from a seed.
 
-OGBench (`../shared/reference/ogbench.md`, section 6): the env comes from
+OGBench (seohongpark/ogbench `impls/utils/env_utils.py`, `ogbench/utils.py`): the env comes from
 `ogbench.make_env_and_datasets(name, env_only=True)` with its evaluation defaults (`terminate_at_goal=True`,
 `mode='task'`); task k in 1..5 is `reset(options=dict(task_id=k, render_goal=False))`; `info['goal']` is the
 goal observation. D4RL mazes (qhyer/envs/maze2d.py) have one fixed task, numbered 0 here.

@@ -1,6 +1,6 @@
 """The one evaluation protocol every method runs through: batched rollouts → a tidy per-episode table.
 
-OGBench (`../shared/reference/ogbench.md`, section 6; seohongpark/ogbench `impls/utils/evaluation.py`): the 5
+OGBench (seohongpark/ogbench `impls/utils/evaluation.py`): the 5
 fixed tasks, N episodes each (final numbers use 50), deterministic actions, success = `info['success']` at the
 final step, time limits from `DatasetSpec.eval_max_steps`. D4RL (`d4rl/offline_env.py`, `get_normalized_score`):
 Maze2d return = steps within 0.5 of the fixed goal over 300/600/800 steps, normalised score
