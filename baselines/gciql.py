@@ -71,4 +71,4 @@ class GCIQLAgent(MarkovAgent):
 
         return {"loss": value_loss + critic_loss + actor_loss, "value_loss": value_loss, "critic_loss": critic_loss,
                 "actor_loss": actor_loss, "q_loss": q_loss, "bc_loss": bc_loss, "v_mean": v.mean(),
-                "q_mean": q.mean(), "bc_log_prob": log_prob.mean(), "mse": (mean - actions).pow(2).mean()}
+                "q_mean": td_target.mean(), "bc_log_prob": log_prob.mean(), "mse": (mean - actions).pow(2).mean()}

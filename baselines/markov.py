@@ -144,7 +144,7 @@ def expectile_loss(adv: torch.Tensor, diff: torch.Tensor, expectile: float) -> t
 
     HIQL takes the sign from a target-network advantage but the residual from the online network, so the two
     arguments are separate."""
-    weight = torch.where(adv >= 0, expectile, 1.0 - expectile)
+    weight = (expectile - (adv < 0).to(diff.dtype)).abs()  # |τ − 1{adv < 0}|, in diff's dtype (float64 too)
     return weight * diff.pow(2)
 
 
