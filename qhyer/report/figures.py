@@ -1,16 +1,22 @@
-"""Paper figures, each drawn from one results table (seaborn on matplotlib's Agg backend).
+"""Paper figures (seaborn on matplotlib's Agg backend): one drawn from each results table, and learning curves
+drawn from run folders.
 
     python paper_figures/fig_table1.py results/table1.csv paper_figures/table1.png paper_figures/table1.pdf
+    python paper_figures/fig_claims.py results/claims_check.csv paper_figures/claims.png paper_figures/claims.pdf
+    python paper_figures/fig_learning_curves.py --runs runs/quick/main/*/*/*/seed*/summary.json \
+        --out paper_figures/learning_curves.png paper_figures/learning_curves.pdf
 
-Every `paper_figures/fig_<name>.py` calls `script(<name>)`: the first argument is the table, then one or more
-outputs whose suffix (.png | .pdf) picks the format; each file is written atomically. Intervals drawn are the
-tables' own 95% CIs (nothing is re-estimated here); titles carry the budget the numbers were measured at.
+Every `paper_figures/fig_<name>.py` calls `script(<name>)`: a table figure takes the table, then one or more
+outputs whose suffix (.png | .pdf) picks the format; the learning curves take `--runs` (run folders or files in
+them) and `--out`. Each file is written atomically. Intervals drawn are the tables' own 95% CIs (nothing is
+re-estimated here), except the learning curves' seed bands (min-max over seeds); titles carry the budget the
+numbers were measured at.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -20,25 +26,45 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
+from qhyer.data.registry import DATASETS, get_spec
 from qhyer.errors import ConfigError, DataError, cli_main
 from qhyer.io import atomic_path
+from qhyer.report import claims
 from qhyer.report.stats import AGGREGATES
-from qhyer.report.tables import BACKBONES, CONDITIONINGS, MAIN_VARIANT, METHODS, distinct, read_csv
+from qhyer.report.tables import (
+    BACKBONES,
+    CONDITIONINGS,
+    MAIN_VARIANT,
+    METHODS,
+    SCORES,
+    distinct,
+    read_csv,
+    run_episodes,
+)
+from qhyer.runs import read_records
 
 matplotlib.use("Agg")  # files only, no display
 
 KINDS = ["play", "noisy"]
 LABELS = {"delta_mean": r"mean $\Delta_t$", "abar_first_state": r"mean $\bar A_t$ (slowest state dim)",
-          "memory_tokens_first_state": r"memory $1/(1-\bar A_t)$ (tokens)",
+          "memory_tokens_first_state": r"memory $1/(1-\bar A_t)$ (tokens; 3 per env step)",
           "gate_attention_share": "gate share to attention",
           "iqm": "IQM", "mean": "mean", "optimality_gap": "optimality gap"}
 sns.set_theme(style="whitegrid", context="paper", rc={"figure.constrained_layout.use": True})
 
 
+def _in_order(names: Iterable[str], known: Sequence[str]) -> list[str]:
+    """`names` once each: those in `known` in its order, then the rest in input order."""
+    names = list(dict.fromkeys(names))
+    return [k for k in known if k in names] + [n for n in names if n not in known]
+
+
 def _colors(names: list[str]) -> dict[str, tuple]:
-    known = [m for m in METHODS if m in names] + [n for n in names if n not in METHODS]
-    return dict(zip(known, sns.color_palette("colorblind", len(known)), strict=True))
+    ordered = _in_order(names, METHODS)
+    return dict(zip(ordered, sns.color_palette("colorblind", len(ordered)), strict=True))
 
 
 def _rows(frame: pd.DataFrame, what: str, **conditions) -> pd.DataFrame:
@@ -155,7 +181,8 @@ def aggregate_intervals(table: pd.DataFrame) -> Figure:
         palette = [colors[m] for m in methods]
         ax.barh(y, high - low, left=low, height=0.6, color=palette, alpha=0.5)
         ax.scatter(frame["estimate"], y, color=palette, edgecolor="black", zorder=3)
-        ax.set(title=LABELS[metric], yticks=y, yticklabels=methods, xlabel="success rate", xlim=(0, 1))
+        ax.set(title=LABELS[metric], yticks=y, yticklabels=methods, xlabel="success rate (fraction, 0-1)",
+               xlim=(0, 1))
     _title(fig, "Aggregate metrics, 95% stratified-bootstrap CIs", rows)
     return fig
 
@@ -169,9 +196,194 @@ def performance_profiles(table: pd.DataFrame) -> Figure:
         ax.plot(frame["threshold"], frame["estimate"], label=method, color=colors[method], drawstyle="steps-post")
         ax.fill_between(frame["threshold"], frame["ci_low"], frame["ci_high"], color=colors[method], alpha=0.15,
                         step="post")
-    ax.set(xlabel="success-rate threshold", ylabel="fraction of run x task scores above it", ylim=(0, 1))
+    ax.set(xlabel="success-rate threshold (fraction, 0-1)", ylabel="fraction of seed x dataset scores above it",
+           ylim=(0, 1))
     ax.legend(fontsize="small")
     _title(fig, "Performance profiles", rows)
+    return fig
+
+
+# --- claims forest plot -------------------------------------------------------------------------------------------
+
+# One fixed colour per verdict (colorblind palette; reversed in black, apart from above's orange), so a verdict
+# looks the same in every claims figure. `missing` has no estimate and is never drawn.
+_CB = sns.color_palette("colorblind")
+VERDICT_COLORS = {"reproduced": _CB[2], "below": _CB[0], "above": _CB[1], "inconclusive": _CB[4],
+                  "reversed": (0.1, 0.1, 0.1), claims.NOT_COMPARABLE: _CB[7]}
+BAND_TYPES = ("value", "total")          # band = claimed ± tolerance: drawn as (x − claimed) / tolerance
+DIFFERENCE_TYPES = ("ordering", "gain")  # band (0, inf): drawn as the decisive difference in the claim's units
+NORMALISED_VIEW = 10.0  # display choice: the normalised panel shows ±10 tolerances; beyond, an arrow at the edge
+
+
+def _checked_claims(check: pd.DataFrame) -> pd.DataFrame:
+    """Rows of claims_check.csv that have an estimate; a DataError for verdicts or types the figure cannot draw."""
+    unknown = sorted(set(check["verdict"]) - set(claims.VERDICTS))
+    if unknown:
+        raise DataError(f"claims check has unknown verdict(s) {', '.join(map(str, unknown))}",
+                        "re-run `python -m qhyer.report claims`")
+    drawn = check[check["estimate"].notna()]
+    odd = sorted(set(drawn["type"]) - {*BAND_TYPES, *DIFFERENCE_TYPES})
+    bad_tolerance = drawn[drawn["type"].isin(BAND_TYPES) & ~(drawn["tolerance"] > 0)]
+    if odd or len(bad_tolerance):
+        raise DataError(f"claims check rows cannot be drawn: type(s) {', '.join(map(str, odd)) or '-'}, "
+                        f"no positive tolerance: {', '.join(bad_tolerance['id']) or '-'}",
+                        "re-run `python -m qhyer.report claims`")
+    if drawn.empty:
+        raise DataError("no claim in the claims check has an estimate (all missing)", "run the DAG's runs first")
+    return drawn
+
+
+def _measured_text(row: pd.Series) -> str:
+    interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+    return f"{row['estimate']:.4g}{interval}"
+
+
+def _forest(ax: Axes, rows: pd.DataFrame, x: pd.DataFrame, view: tuple[float, float] | None) -> None:
+    """One row per claim: the 95% interval `x.low`-`x.high` as a line and `x.estimate` as a point, coloured by
+    verdict, the measured values in the claim's units at the right. With a `view`, values beyond it are drawn at
+    its edge as arrows."""
+    y = np.arange(len(rows))
+    colors = np.array([VERDICT_COLORS[v] for v in rows["verdict"]])
+    low, high = view or (-np.inf, np.inf)
+    x = x.clip(low, high)
+    ax.hlines(y, x["low"], x["high"], colors=colors, linewidth=2.5)
+    estimate = x["estimate"].to_numpy()
+    markers = np.where(estimate <= low, "<", np.where(estimate >= high, ">", "o"))
+    for marker in set(markers):
+        at = markers == marker
+        ax.scatter(estimate[at], y[at], c=colors[at], marker=marker, edgecolor="black", zorder=3, s=30)
+    ax.set_yticks(y, rows["label"])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    for yi, text in zip(y, rows.apply(_measured_text, axis=1), strict=True):
+        ax.annotate(text, (1.01, yi), xycoords=("axes fraction", "data"), va="center", fontsize="x-small")
+    if view is not None:
+        ax.set_xlim(*view)
+
+
+def claims_forest(check: pd.DataFrame) -> Figure:
+    """Claims check as a forest plot: one row per claim with an estimate, coloured by verdict.
+
+    Claims on different scales share one figure by normalising each to its band: value and total claims are drawn
+    as (measured − claimed) / tolerance, so the paper's value ± tolerance is the shaded span [−1, 1]; ordering and
+    gain claims on their own panel as the decisive difference in the claim's units, the claimed side (> 0) shaded.
+    Claims without an estimate (`missing`) are not drawn; the title counts them."""
+    drawn = _checked_claims(check)
+    bands = drawn[drawn["type"].isin(BAND_TYPES)]
+    bands = bands.assign(label=[f"{r.id}  ({r.claimed:.4g} ± {r.tolerance:.4g})" for r in bands.itertuples()])
+    diffs = drawn[drawn["type"].isin(DIFFERENCE_TYPES)].assign(label=lambda f: f["id"])
+    panels = [p for p in (bands, diffs) if len(p)]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.28 * len(drawn) + 1.2 * len(panels) + 1.0),
+                             height_ratios=[len(p) + 2 for p in panels], squeeze=False)
+    for ax, rows in zip(axes[:, 0], panels, strict=True):
+        if rows is bands:
+            scaled = pd.DataFrame({key: (rows[col] - rows["claimed"]) / rows["tolerance"] for key, col in
+                                   (("estimate", "estimate"), ("low", "ci_low"), ("high", "ci_high"))})
+            ax.axvspan(-1, 1, color="grey", alpha=0.2)
+            ax.axvline(0, color="grey", linewidth=1)
+            _forest(ax, rows, scaled.fillna({"low": scaled["estimate"], "high": scaled["estimate"]}),
+                    (-NORMALISED_VIEW, NORMALISED_VIEW))
+            ax.set(title="Value and total claims: paper value ± tolerance shaded; measured mean and 95% CI",
+                   xlabel="(measured − claimed) / tolerance")
+        else:
+            measured = rows[["estimate", "ci_low", "ci_high"]].set_axis(["estimate", "low", "high"], axis=1)
+            _forest(ax, rows, measured.fillna({"low": measured["estimate"], "high": measured["estimate"]}), None)
+            ax.axvspan(0, max(ax.get_xlim()[1], 1e-9), color="grey", alpha=0.2)
+            ax.axvline(0, color="black", linewidth=1)
+            ax.set(title="Ordering and gain claims: decisive difference and its 95% CI; claimed side (> 0) shaded",
+                   xlabel="difference (claim's units: success points, normalised score, ...)")
+    present = [v for v in VERDICT_COLORS if v in set(drawn["verdict"])]
+    handles = [Line2D([], [], color=VERDICT_COLORS[v], marker="o", markeredgecolor="black", linewidth=2.5, label=v)
+               for v in present] + [Patch(color="grey", alpha=0.2, label="paper's band")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", title="verdict")
+    missing = len(check) - len(drawn)
+    _title(fig, f"Claims check: {len(drawn)} claims drawn, {missing} without an estimate (missing) not drawn; "
+                f"values beyond ±{NORMALISED_VIEW:g} tolerances at the edge", drawn)
+    return fig
+
+
+# --- learning curves (from run folders) -------------------------------------------------------------------------
+
+# Display choice: each method's minimised loss terms as its `update` returns them (the trainer logs them with
+# split `train`); `loss` alone where it is the only term. A QHyer variant without a critic logs only loss_bc.
+LOSS_TERMS = {"qhyer": ("loss_bc", "loss_critic", "loss_q"), "dt": ("loss",), "qt": ("critic_loss", "actor_loss"),
+              "lsdt": ("loss",), "gciql": ("value_loss", "critic_loss", "actor_loss"),
+              "hiql": ("value_loss", "low_actor_loss", "high_actor_loss"), "gcbc": ("loss",)}
+EVALUATION = "evaluation"
+SCORE_LABELS = {"success_x100": "success rate (%)", "normalized_score": "normalised score"}
+
+
+def _run_curves(record: dict) -> pd.DataFrame:
+    """A run's training-loss rows (metrics.csv, split train, the method's LOSS_TERMS) and its evaluation score at
+    each evaluated checkpoint (eval_episodes.csv, when present), as rows (source, series, step, value)."""
+    run = Path(record["run_dir"])
+    metrics = read_csv(run / "metrics.csv", ("step", "split", "metric", "value"))
+    terms = LOSS_TERMS[record["method"]]
+    losses = metrics[(metrics["split"] == "train") & metrics["metric"].isin(terms)]
+    if losses.empty:
+        raise DataError(f"{run / 'metrics.csv'} has no training rows of {', '.join(terms)}",
+                        "the run logged nothing: retrain it")
+    parts = [losses.groupby(["metric", "step"], as_index=False)["value"].mean()
+             .rename(columns={"metric": "series"}).assign(source="loss")]
+    if (run / "eval_episodes.csv").is_file():
+        column, scale, metric = SCORES[get_spec(record["dataset"]).family]
+        episodes = run_episodes(run, record)
+        # a checkpoint's score as the claims and tables make it: mean over tasks of the per-task mean
+        per_step = episodes.groupby(["step", "task"])[column].mean().groupby("step").mean() * scale
+        parts.append(per_step.rename("value").reset_index().assign(source=EVALUATION, series=metric))
+    label = record["method"] if record["variant"] == MAIN_VARIANT else f"{record['method']} ({record['variant']})"
+    return pd.concat(parts, ignore_index=True).assign(
+        method=record["method"], label=label, dataset=record["dataset"], seed=record["seed"], budget=record["budget"])
+
+
+def load_curves(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Tidy learning-curve rows of every run folder (or file inside one) given: method, label (method, and variant
+    when not the main one), dataset, seed, budget, source (`loss` | `evaluation`), series, step, value."""
+    return pd.concat([_run_curves(r) for r in read_records(paths)], ignore_index=True)
+
+
+def _seed_band(ax: Axes, rows: pd.DataFrame, label: str, color, marker: str | None = None) -> None:
+    """Mean over seeds at each step, the min-max range over seeds shaded."""
+    band = rows.groupby("step")["value"].agg(["mean", "min", "max"])
+    ax.plot(band.index, band["mean"], label=label, color=color, marker=marker, markersize=3, linewidth=1)
+    ax.fill_between(band.index, band["min"], band["max"], color=color, alpha=0.2, linewidth=0)
+
+
+def learning_curves(curves: pd.DataFrame) -> Figure:
+    """Training losses and evaluation score over updates: one row per dataset, one column per method (its loss
+    terms) after an evaluation column (every method's score) when some run evaluated several checkpoints."""
+    datasets = _in_order(curves["dataset"], tuple(DATASETS))
+    labels = _in_order(curves["label"], METHODS)
+    evaluations = curves[curves["source"] == EVALUATION]
+    several = evaluations.groupby(["label", "dataset", "seed"])["step"].nunique().gt(1).any()
+    columns = ([EVALUATION] if several else []) + labels
+    fig, axes = plt.subplots(len(datasets), len(columns), figsize=(2.8 * len(columns), 2.1 * len(datasets) + 0.8),
+                             squeeze=False)
+    method_colors = _colors(labels)
+    for (i, dataset), (j, column) in ((a, b) for a in enumerate(datasets) for b in enumerate(columns)):
+        ax = axes[i, j]
+        if column == EVALUATION:
+            rows = evaluations[evaluations["dataset"] == dataset]
+            for label in _in_order(rows["label"], labels):
+                _seed_band(ax, rows[rows["label"] == label], label, method_colors[label], marker="o")
+            ax.set_ylabel(SCORE_LABELS[distinct(rows["series"])] if len(rows) else "")
+        else:
+            rows = curves[(curves["source"] == "loss") & (curves["dataset"] == dataset) & (curves["label"] == column)]
+            terms = _in_order(rows["series"], LOSS_TERMS.get(distinct(rows["method"]), ()))
+            term_colors = dict(zip(terms, sns.color_palette("dark", len(terms)), strict=True))
+            for term in terms:
+                _seed_band(ax, rows[rows["series"] == term], term, term_colors[term])
+            ax.set_ylabel("training loss" if j == len(columns) - len(labels) else "")
+        if rows.empty:
+            ax.set_axis_off()
+            continue
+        if i == 0 or column == EVALUATION:
+            ax.legend(fontsize="xx-small")
+        ax.set_title(f"{column} · {dataset}", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in axes[-1]:
+        ax.set_xlabel("updates")
+    seeds = distinct(curves.groupby(["label", "dataset"])["seed"].nunique())
+    _title(fig, f"Learning curves: mean over seeds, band = min-max over {seeds} seed(s)", curves)
     return fig
 
 
@@ -184,7 +396,10 @@ FIGURES: dict[str, tuple[Callable[[pd.DataFrame], Figure], tuple[str, ...]]] = {
     "gate": (gate_share, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "budget")),
     "aggregate": (aggregate_intervals, ("metric", "method", "estimate", "ci_low", "ci_high", "budget")),
     "profiles": (performance_profiles, ("metric", "method", "threshold", "estimate", "ci_low", "ci_high", "budget")),
+    "claims": (claims_forest, ("id", "type", "verdict", "claimed", "tolerance", "estimate", "ci_low", "ci_high",
+                               "budget")),
 }
+LEARNING_CURVES = "learning_curves"  # drawn from run folders, not a table
 
 
 def save(fig: Figure, outputs: list[Path]) -> None:
@@ -194,17 +409,31 @@ def save(fig: Figure, outputs: list[Path]) -> None:
     plt.close(fig)
 
 
-def main(name: str, argv: list[str] | None = None) -> int:
-    plot, columns = FIGURES[name]
-    parser = argparse.ArgumentParser(prog=f"paper_figures/fig_{name}.py", description=plot.__doc__)
-    parser.add_argument("table", type=Path, help="the results table (.csv) to draw")
-    parser.add_argument("outputs", type=Path, nargs="+", help="figure files to write (.png and/or .pdf)")
-    args = parser.parse_args(argv)
-    wrong = [str(p) for p in args.outputs if p.suffix not in (".png", ".pdf")]
+def _outputs(paths: list[Path]) -> list[Path]:
+    wrong = [str(p) for p in paths if p.suffix not in (".png", ".pdf")]
     if wrong:
         raise ConfigError(f"figure outputs must end in .png or .pdf: {', '.join(wrong)}")
-    save(plot(read_csv(args.table, columns)), args.outputs)
-    print("wrote " + ", ".join(map(str, args.outputs)))
+    return paths
+
+
+def main(name: str, argv: list[str] | None = None) -> int:
+    if name == LEARNING_CURVES:
+        parser = argparse.ArgumentParser(prog=f"paper_figures/fig_{name}.py", description=learning_curves.__doc__)
+        parser.add_argument("--runs", nargs="+", required=True, help="run folders (or files inside them)")
+        parser.add_argument("--out", type=Path, nargs="+", required=True, help="figure files (.png and/or .pdf)")
+        args = parser.parse_args(argv)
+        outputs = _outputs(args.out)
+        fig = learning_curves(load_curves(args.runs))
+    else:
+        plot, columns = FIGURES[name]
+        parser = argparse.ArgumentParser(prog=f"paper_figures/fig_{name}.py", description=plot.__doc__)
+        parser.add_argument("table", type=Path, help="the results table (.csv) to draw")
+        parser.add_argument("outputs", type=Path, nargs="+", help="figure files to write (.png and/or .pdf)")
+        args = parser.parse_args(argv)
+        outputs = _outputs(args.outputs)
+        fig = plot(read_csv(args.table, columns))
+    save(fig, outputs)
+    print("wrote " + ", ".join(map(str, outputs)))
     return 0
 
 
