@@ -1,79 +1,53 @@
-"""Report layer: tables, statistics, the claims check and figures, on synthetic run folders with known rates."""
+"""Report layer: tables, statistics and figures on fake run folders with known rates; every run setting is read from
+the run's summary.json record, never from its folder's path."""
 
 from __future__ import annotations
 
-import json
 import runpy
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from run_folders import DT_VALUES, write_run
 
+from qhyer.errors import DataError, cli_main
 from qhyer.report import claims, stats, tables, timing
 from qhyer.report.__main__ import main as report_main
+from qhyer.runs import STUDIES, get_study, load_records, study_datasets, study_variants, workflow_config
 
-BUDGET = "profile=quick; steps=100; batch=8; episodes_per_task=4"
-PAPER_BUDGET = "profile=paper; steps=1000000; batch=256; episodes_per_task=50"
 EPISODES = 4                       # per task; rates below are multiples of 1/4 so every mean is exact
+SCHEDULE = {"episodes_per_task": EPISODES, "every": 0, "aggregate": "final", "last_k": 1}
 OGBENCH = ("cube-single-play-v0", "cube-single-noisy-v0")
 RATES = {"qhyer": 0.75, "gciql": 0.5, "dt": 0.25}
 CARD = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_cfc73569487fcb25.txt"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "workflow" / "config"
 REPS = 200
 
 
-def write_run(root: Path, study: str, variant: str, method: str, dataset: str, seed: int, rate: float,
-              tasks: int = 5, drop: tuple[str, ...] = ()) -> Path:
-    """A run folder as the DAG writes it, with `rate` success on every task (`drop`: columns an older file lacks)."""
-    run = root / "quick" / study / variant / method / dataset / f"seed{seed}"
-    run.mkdir(parents=True)
-    hits = round(rate * EPISODES)
-    rows = [{"method": method, "dataset": dataset, "seed": seed, "task": task, "episode": ep,
-             "success": int(ep < hits), "return": 300.0 * (ep < hits), "length": 100, "budget": BUDGET,
-             "profile": "quick", "study": study, "variant": variant}
-            for task in range(1, tasks + 1) for ep in range(EPISODES)]
-    pd.DataFrame(rows).drop(columns=list(drop)).to_csv(run / "eval_episodes.csv", index=False)
-    (run / "summary.json").write_text(json.dumps({"method": method, "dataset": dataset, "seed": seed,
-                                                  "profile": "quick", "budget": BUDGET}))
-    return run
-
-
-def write_metrics(run: Path, values: dict[str, float], layers: int = 2) -> None:
-    """metrics.csv with an early and a last val step; only the last step's values are `values`."""
-    rows = []
-    for step, scale in ((5, 10.0), (10, 1.0)):
-        for name, value in values.items():
-            rows.append({"step": step, "split": "val", "metric": name, "value": value * scale})
-            rows += [{"step": step, "split": "val", "metric": f"{name}/layer{k}", "value": value * scale + k}
-                     for k in range(layers)]
-        rows.append({"step": step, "split": "train", "metric": "loss", "value": 1.0})
-    pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
+def run(root: Path, rate: float, **kwargs) -> Path:
+    return write_run(root, schedule=SCHEDULE, score=100 * rate, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    """Synthetic runs of every study, reported through the CLI into <tmp>/results."""
+    """Fake runs of every study, reported through the CLI into <tmp>/results."""
     root = tmp_path_factory.mktemp("report")
     runs = root / "runs"
-    main = [write_run(runs, "main", "default", m, d, s, r) for m, r in RATES.items() for d in OGBENCH for s in (0, 1)]
-    maze = [write_run(runs, "main", "default", m, "maze2d-umaze-v1", 0, r, tasks=1) for m, r in RATES.items()]
-    ablation = [write_run(runs, "ablation", f"{b}-{c}", "qhyer", d, 0, 0.25 * (1 + (b == "hybrid") + (c == "nf")))
+    main = [run(runs, r, method=m, dataset=d, seed=s) for m, r in RATES.items() for d in OGBENCH for s in (0, 1)]
+    maze = [run(runs, r, method=m, dataset="maze2d-umaze-v1") for m, r in RATES.items()]
+    ablation = [run(runs, 0.25 * (1 + (b == "hybrid") + (c == "nf")), study="ablation", variant=f"{b}-{c}",
+                    dataset=d, method_fields={"backbone": b, "conditioning": c})
                 for b in tables.BACKBONES for c in ("nf", "crl") for d in OGBENCH]
-    taus = [write_run(runs, "tau", f"tau{t}", "qhyer", OGBENCH[0], 0, r)
+    taus = [run(runs, r, study="tau", variant=f"tau{t}", method_fields={"expectile_tau": t})
             for t, r in ((0.5, 0.25), (0.7, 0.5), (0.9, 0.75), (0.95, 0.75), (0.99, 0.5))]
-    for run in main[:4]:  # qhyer's runs: play and noisy, two seeds
-        noisy = "noisy" in run.parent.name
-        play_noisy = {"delta_mean": (0.38, 1.05), "abar_mean": (0.92, 0.61), "effective_memory": (12.0, 3.0),
-                      "gate_attention_share": (0.57, 0.42)}
-        write_metrics(run, {name: pair[noisy] for name, pair in play_noisy.items()})
     out = root / "results"
     calls = [("table1", main, []), ("table2", maze, ["--absent", "antmaze-large-play-v2"]), ("ablation", ablation, []),
-             ("tau_sweep", taus, []), ("aggregate", main, []), ("dt_stats", [r / "summary.json" for r in main[:4]], [])]
+             ("tau_sweep", taus, []), ("aggregate", main, []),
+             ("dt_stats", [r / "summary.json" for r in main if "qhyer" in r.parts], [])]
     for target, inputs, extra in calls:
         assert report_main([target, "--runs", *map(str, inputs), *extra, "--out", str(out / f"{target}.csv"),
                             "--reps", str(REPS)]) == 0
-    claim_tables = [str(out / f"{t}.csv") for t in claims.TABLES]
-    assert report_main(["claims", "--tables", *claim_tables, "--out", str(out / "claims_check.csv")]) == 0
     return out
 
 
@@ -84,28 +58,66 @@ def read(results: Path, name: str) -> pd.DataFrame:
 def test_table1_values_columns_and_bold(results):
     table = read(results, "table1")
     assert len(table) == len(OGBENCH) * len(RATES)
-    assert {"dataset", "method", "mean", "ci_low", "ci_high", "n_seeds", "episodes", "budget", "profile"} <= set(table)
+    assert {"dataset", "method", "mean", "ci_low", "ci_high", "n_seeds", "episodes", "budget", "protocol"} <= set(table)
     for row in table.itertuples():
         assert row.mean == pytest.approx(100 * RATES[row.method]) and row.n_seeds == 2
-        assert row.episodes == 2 * 5 * EPISODES and row.profile == "quick" and row.budget == BUDGET
+        assert row.episodes == 2 * 5 * EPISODES and row.budget == "quick"
+        assert row.protocol.startswith("100 updates") and f"{EPISODES} episodes/task, final checkpoint" in row.protocol
     md, tex = (results / "table1.md").read_text(), (results / "table1.tex").read_text()
     assert md.count("**75.0 [75.0, 75.0]**") == len(OGBENCH) and "**50.0" not in md
+    assert "Budget: quick" in md and "Protocol: 100 updates" in md
     assert tex.count(r"\textbf{75.0 [75.0, 75.0]}") == len(OGBENCH)
     assert list(table["method"][:3]) == ["qhyer", "dt", "gciql"]  # the harness's method order
 
 
-def test_older_files_without_tag_columns_are_read_from_path_and_summary(tmp_path):
-    run = write_run(tmp_path, "main", "default", "qhyer", OGBENCH[0], 3, 0.5,
-                    drop=("method", "dataset", "seed", "study", "variant", "budget", "profile", "task"))
-    episodes = tables.load_episodes([run])
-    assert set(episodes["method"]) == {"qhyer"} and set(episodes["seed"]) == {3}
-    assert set(episodes["profile"]) == {"quick"} and set(episodes["study"]) == {"main"}
+def test_settings_come_from_the_record_not_the_folder(tmp_path):
+    """A folder renamed to say another budget, study, variant, method, dataset and seed changes nothing."""
+    misleading = tmp_path / "runs" / "paper" / "tau" / "tau0.5" / "dt" / "puzzle-4x5-play-v0" / "seed9"
+    ablation = run(tmp_path, 0.5, study="ablation", variant="attention-nf", dataset=OGBENCH[1], seed=3,
+                   method_fields={"backbone": "attention", "conditioning": "nf"}, folder=misleading)
+    table = tables.ablation(tables.load_episodes([ablation]), reps=REPS).tidy.iloc[0]
+    assert (table["backbone"], table["conditioning"], table["dataset"], table["budget"]) == \
+        ("attention", "nf", OGBENCH[1], "quick")
+    tau = run(tmp_path, 0.5, study="tau", variant="tau0.9", method_fields={"expectile_tau": 0.9},
+              folder=tmp_path / "runs" / "quick" / "tau" / "tau0.5" / "qhyer" / OGBENCH[0] / "seed0")
+    assert list(tables.tau_sweep(tables.load_episodes([tau]), reps=REPS).tidy["tau"]) == [0.9]
+
+
+def test_every_studys_runs_are_recovered_from_their_folders(tmp_path):
+    """Each budget's run list (qhyer.runs.study_variants over the merged workflow config): a run written under an
+    anonymous folder reads back with its identity and the method fields its variant sets."""
+    expected = {}
+    for budget in sorted(p.stem for p in (CONFIG_DIR / "budgets").glob("*.yaml")):
+        config = workflow_config(CONFIG_DIR, budget)
+        for study in STUDIES:
+            dataset, method = study_datasets(study, config)[0], (get_study(study).methods or config["methods"])[0]
+            for variant, fields in study_variants(study, config).items():
+                folder = tmp_path / f"run{len(expected)}"
+                run(tmp_path, 0.5, budget=budget, study=study, variant=variant, method=method, dataset=dataset,
+                    method_fields=fields, folder=folder)
+                expected[str(folder)] = {"budget": budget, "study": study, "variant": variant, "method": method,
+                                         "dataset": dataset, **{f"method.{k}": v for k, v in fields.items()}}
+    records = load_records(expected).set_index("run_dir")
+    for folder, fields in expected.items():
+        assert {k: records.loc[folder, k] for k in fields} == fields
+    assert set(records["study"]) == set(STUDIES) and len(records) == len(expected)
+
+
+def test_unfinished_run_is_a_one_line_error(tmp_path, capsys):
+    folder = tmp_path / "runs" / "quick" / "main" / "default" / "qhyer" / OGBENCH[0] / "seed0"
+    folder.mkdir(parents=True)
+    (folder / "eval_episodes.csv").write_text("task,episode,success,return,step\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(lambda: report_main(["table1", "--runs", str(folder), "--out", str(tmp_path / "t.csv")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "no summary.json" in err and "\n" not in err
 
 
 def test_interval_covers_true_rate_and_is_deterministic():
     rng = np.random.default_rng(1)
     p = 0.6
-    many = pd.DataFrame([{"seed": s, "task": t, "success": float(rng.random() < p)}
+    many = pd.DataFrame([{"seed": s, "step": 100, "task": t, "success": float(rng.random() < p)}
                          for s in range(10) for t in range(5) for _ in range(100)])
     first, again = stats.summarize_episodes(many, "success"), stats.summarize_episodes(many, "success")
     assert first == again and first["ci_method"] == stats.SEED_BOOTSTRAP
@@ -145,12 +157,12 @@ def test_table2_absent_dataset_is_a_row(results, tmp_path):
     absent = table[table["status"] == "absent"]
     assert list(absent["dataset"]) == ["antmaze-large-play-v2"] and "cannot be regenerated" in absent["note"].iloc[0]
     maze = table[table["status"] == "measured"].set_index("method")
-    expected = 100 * (300 * RATES["qhyer"] - 23.85) / (161.86 - 23.85)  # D4RL reference scores of maze2d-umaze
-    assert maze.loc["qhyer", "mean"] == pytest.approx(expected) and maze.loc["qhyer", "metric"] == "normalized_score"
+    assert maze.loc["qhyer", "mean"] == pytest.approx(100 * RATES["qhyer"])  # normalised from the D4RL references
+    assert maze.loc["qhyer", "metric"] == "normalized_score"
     assert "antmaze-large-play-v2" in (results / "table2.md").read_text()
-    run = write_run(tmp_path, "main", "default", "qhyer", "antmaze-large-play-v2", 0, 0.5, tasks=1)
+    antmaze = run(tmp_path, 0.5, dataset="antmaze-large-play-v2")
     with pytest.raises(tables.ConfigError, match="--absent"):
-        tables.table2(tables.load_episodes([run]), absent=["antmaze-large-play-v2"], reps=REPS)
+        tables.table2(tables.load_episodes([antmaze]), absent=["antmaze-large-play-v2"], reps=REPS)
 
 
 def test_ablation_and_tau_tables(results):
@@ -170,70 +182,10 @@ def test_dt_stats_from_last_val_step(results):
     kind = overall[overall["level"] == "kind"].set_index(["kind", "metric"])
     assert kind.loc[("play", "delta_mean"), "mean"] == pytest.approx(0.38)
     assert kind.loc[("noisy", "gate_attention_share"), "mean"] == pytest.approx(0.42)
-    assert set(kind["n_runs"]) == {2} and set(table["step"].astype(str)) == {"10"}
+    assert set(kind["n_runs"]) == {2} and set(table["step"].astype(str)) == {"100"}  # the last val step
     layer1 = table[(table["level"] == "dataset") & (table["layer"] == "1") & (table["metric"] == "delta_mean")]
     assert sorted(layer1["mean"]) == pytest.approx([1.38, 2.05])
-    assert len(table[table["level"] == "run"]) == 4 * 4 * 3  # runs x metrics x (all + 2 layers)
-
-
-def test_verdicts_on_synthetic_tables(results):
-    check = read(results, "claims_check").set_index("id")
-    assert set(check["verdict"]) <= {"not comparable", "missing"}  # everything here is profile quick
-    assert check.loc["main.cube-single-play.qhyer", "verdict"] == "not comparable"
-    assert check.loc["main.cube-double-play.qhyer", "verdict"] == "missing"  # dataset not in the synthetic runs
-    assert check.loc["main.antmaze-large-play.qhyer", "verdict"] == "missing"  # absent dataset
-    assert check.loc["coverage.rtg", "verdict"] == "missing"
-    dt = check.loc["dt.play.delta"]
-    assert dt["verdict"] == "not comparable" and "at this budget: reproduced" in dt["evidence"]
-    assert "profile quick is not paper" in dt["evidence"] and "seeds 2 < 8" in dt["evidence"]
-    assert check.loc["tau.trend", "verdict"] == "missing"  # tau 0.6 and 0.8 were not run
-    md = (results / "claims_check.md").read_text()
-    assert "profile `quick`" in md.splitlines()[2] and "not comparable" in md
-
-
-def _measured(mean: float, low: float, high: float, budget: str = PAPER_BUDGET, seeds: int = 8, **keys) -> dict:
-    return {**keys, "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": seeds, "budget": budget,
-            "profile": budget_profile(budget), "metric": "success_x100"}
-
-
-def budget_profile(budget: str) -> str:
-    return tables.budget_fields(budget)["profile"]
-
-
-@pytest.mark.parametrize("interval, budget, seeds, verdict", [
-    ((83.0, 80.0, 86.0), PAPER_BUDGET, 8, "reproduced"),
-    ((84.4, 84.4, 84.4), PAPER_BUDGET, 8, "reproduced"),       # inside the rounding band of "84"
-    ((70.0, 65.0, 75.0), PAPER_BUDGET, 8, "below"),
-    ((95.0, 90.0, 99.0), PAPER_BUDGET, 8, "above"),
-    ((84.0, 80.0, 88.0), BUDGET, 8, "not comparable"),          # profile quick
-    ((84.0, 80.0, 88.0), PAPER_BUDGET, 5, "not comparable"),    # fewer seeds than the paper
-    ((84.0, 80.0, 88.0), PAPER_BUDGET.replace("1000000", "100000"), 8, "not comparable"),  # fewer steps
-])
-def test_value_verdicts(interval, budget, seeds, verdict):
-    doc = claims.load_claims()
-    claim = next(c for c in doc["claims"] if c["id"] == "main.cube-single-play.qhyer")
-    table = pd.DataFrame([_measured(*interval, budget=budget, seeds=seeds, dataset=OGBENCH[0], method="qhyer")])
-    assert claims.check_claim(claim, doc["budgets"], {"table1": table})["verdict"] == verdict
-
-
-def test_missing_ordering_and_total_verdicts():
-    doc = claims.load_claims()
-    by_id = {c["id"]: c for c in doc["claims"]}
-    assert claims.check_claim(by_id["main.cube-single-play.qhyer"], doc["budgets"], {})["verdict"] == "missing"
-    order = by_id["ablation.order.backbone"]
-    means = {"hybrid-nf": 84, "mamba-nf": 80, "attention-nf": 74}
-    table = pd.DataFrame([_measured(m, m - 1, m + 1, dataset=d, variant=v) for d in OGBENCH for v, m in means.items()])
-    assert claims.check_claim(order, doc["budgets"], {"ablation": table})["verdict"] == "reproduced"
-    table.loc[table["variant"] == "attention-nf", "mean"] = 99.0
-    result = claims.check_claim(order, doc["budgets"], {"ablation": table})
-    assert result["verdict"] == "not reproduced" and "does not hold" in result["evidence"]
-    maze = ("maze2d-umaze-v1", "maze2d-medium-v1", "maze2d-large-v1")
-    d4rl = "profile=paper; steps=100000; batch=256; episodes_per_task=100"
-    totals = pd.DataFrame([_measured(s, s - 5, s + 5, budget=d4rl, dataset=d, method=m)
-                           for m, s in (("qhyer", 120.0), ("qt", 45.5), ("dt", 10.0)) for d in maze])
-    best = claims.check_claim(by_id["total.maze2d.previous-best"], doc["budgets"], {"table2": totals})
-    assert (best["method"], best["measured"], best["verdict"]) == ("qt", pytest.approx(136.5), "reproduced")
-    assert claims.check_claim(by_id["total.maze2d.qhyer"], doc["budgets"], {"table2": totals})["verdict"] == "above"
+    assert len(table[table["level"] == "run"]) == 4 * len(DT_VALUES["play"]) * 3  # runs x metrics x (all + 2 layers)
 
 
 def test_claims_quotes_are_verbatim_from_the_card():
@@ -260,15 +212,16 @@ def test_figures_written(results, tmp_path, monkeypatch, script, table):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        from qhyer.errors import cli_main
-
         cli_main(lambda: report_main(["table1", "--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "t.csv")]))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "does not exist" in err and "\n" not in err
-    bad = tmp_path / "eval_episodes.csv"
+    assert err.startswith("error:") and "no summary.json" in err and "\n" not in err
+    bad = run(tmp_path, 0.5) / "eval_episodes.csv"
     bad.write_text("method,dataset\nqhyer\n\"unterminated")
-    with pytest.raises(tables.DataError, match="not a readable CSV|lacks|cannot tell"):
+    with pytest.raises(DataError, match="not a readable CSV|lacks"):
+        tables.load_episodes([bad])
+    bad.write_text("task,episode,success,return,step\n1,0,1,1.0,50\n")
+    with pytest.raises(DataError, match="no episodes of the final checkpoint"):
         tables.load_episodes([bad])
 
 
