@@ -1,0 +1,80 @@
+"""The CPU side of the GPU check (benchmarks/device_check.sh, benchmarks/bench_gpu.py): both scripts parse, the
+whole script runs end to end in its --cpu-smoke mode (carried wheels installed into the --target folder, the
+cuda-marked tests collected and skipped, bench_gpu.py's tiny CPU mode writing its CSV), and bad input is one line."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "device_check.sh"
+BENCH = ROOT / "benchmarks" / "bench_gpu.py"
+
+
+@pytest.mark.parametrize("script", ["device_check.sh", "device_wheels.sh"])
+def test_shell_scripts_parse(script):
+    result = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def write_probe_wheel(folder: Path) -> Path:
+    """A minimal pure-Python wheel, standing in for the carried nflows/hydra wheels."""
+    wheel = folder / "qhyer_probe-0.1-py3-none-any.whl"
+    files = {"qhyer_probe/__init__.py": "VALUE = 42\n",
+             "qhyer_probe-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: qhyer-probe\nVersion: 0.1\n",
+             "qhyer_probe-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                "Tag: py3-none-any\n"}
+    files["qhyer_probe-0.1.dist-info/RECORD"] = "".join(f"{name},,\n" for name in files) + \
+        "qhyer_probe-0.1.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+def test_device_check_cpu_smoke_runs_every_stage(tmp_path):
+    wheels, out, site = tmp_path / "wheels", tmp_path / "out", tmp_path / "site"
+    wheels.mkdir()
+    write_probe_wheel(wheels)
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE_WHEELS": str(wheels), "DEVICE_SITE": str(site),
+           "OUT": str(out)}
+    result = subprocess.run(["bash", str(SCRIPT), "--cpu-smoke"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    summary = result.stdout.split("=== summary")[-1]
+    for stage in ("install", "env", "tests", "bench"):
+        assert f"{stage}: exit 0" in summary, summary
+    assert (site / "qhyer_probe" / "__init__.py").exists()
+    assert "qhyer_probe-0.1.dist-info" in (out / "env.log").read_text()
+    tests_log = (out / "tests.log").read_text()  # cuda tests collected (their imports work), all skipped on CPU
+    assert re.search(r"^\d+ skipped\b", tests_log, re.MULTILINE) and "needs a CUDA GPU" in tests_log, tests_log
+
+    with (out / "cpu_smoke.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["benchmark"], r["variant"], r["mode"]) for r in rows} == {
+        ("scan_fwd_bwd", "cpu-scan", "eager"), ("train_step", "qhyer-hybrid", "eager"),
+        ("train_step", "qhyer-attention", "eager"), ("train_step", "dt", "eager")}
+    for row in rows:
+        assert row["status"] == "ok" and float(row["ms"]) > 0 and row["device"] == "cpu", row
+        assert row["torch"] and row["cpu_threads"] and row["repeats"] == "1"
+    params = {r["variant"]: int(r["params"]) for r in rows if r["benchmark"] == "train_step"}
+    assert params["qhyer-hybrid"] > params["qhyer-attention"] > params["dt"] > 0  # Mamba branch and critic on top
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    result = subprocess.run(["bash", str(SCRIPT), "--gpu"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown argument '--gpu'" in result.stderr
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE_WHEELS": str(tmp_path / "none"), "OUT": str(tmp_path)}
+    result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert result.returncode == 2 and "run 'bash benchmarks/device_wheels.sh'" in result.stderr
+    result = subprocess.run([sys.executable, str(BENCH), "--device", "cuda", "--out", str(tmp_path / "x.csv")],
+                            capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("bench_gpu: --device cuda")
