@@ -85,10 +85,14 @@ def test_claims_forest_normalises_value_claims_and_draws_differences_apart():
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {*figures.VERDICT_COLORS, "paper's band"}
 
 
+def test_claims_forest_with_nothing_measured_says_so():
+    fig = figures.claims_forest(pd.DataFrame([claim_row("m", "unmeasured", "missing")]))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no claim has an estimate (1 missing)"]
+
+
 @pytest.mark.parametrize("drop, rows, message", [
     (("verdict",), CHECK, "lacks column(s) verdict"),
     ((), [claim_row("odd", "value", "maybe", 1.0, 1.0, 1.0, 0.0)], "unknown verdict(s) maybe"),
-    ((), [claim_row("m", "unmeasured", "missing")], "no claim in the claims check has an estimate"),
 ])
 def test_claims_forest_bad_input_is_one_line(tmp_path, monkeypatch, capsys, drop, rows, message):
     table = write_check(tmp_path / "claims_check.csv", rows, drop)
