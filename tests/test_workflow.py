@@ -150,7 +150,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     for name in ("ablation", "tau_sweep", "dt_stats", "aggregate"):
         assert len(pd.read_csv(results / f"{name}.csv")) > 0, name
         assert (results / f"{name}.md").stat().st_size and (results / f"{name}.tex").stat().st_size
-    for figure in ("table1", "ablation", "tau", "dt", "gate", "aggregate", "profiles"):
+    for figure in ("table1", "ablation", "tau", "dt", "gate", "aggregate", "profiles", "claims", "learning_curves"):
         assert (tmp_path / "paper_figures" / f"{figure}.png").stat().st_size > 0
     jobs = timing.load_benchmarks(tmp_path / "logs" / "smoke" / "benchmark")  # one benchmark file per job
     assert jobs["stage"].value_counts().to_dict() == {"train": 7 * 3 + 6 + 2 + 3, "evaluate": 7 * 3 + 6 + 2 + 3,
@@ -168,7 +168,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     html = (results / "report.html").read_text()
     for name in [*(f"{t}.csv" for t in ("table1", "table2", "ablation", "tau_sweep", "dt_stats", "aggregate")),
                  "claims_check.csv", *(f"{f}.png" for f in ("table1", "ablation", "tau", "dt", "gate", "aggregate",
-                                                             "profiles"))]:
+                                                             "profiles", "claims", "learning_curves"))]:
         assert name in html, name
     # deleting one run's output: the target rules redo that run (not its training) and only what reads it
     deleted = "runs/smoke/main/default/dt/cube-single-play-v0/seed0/eval_episodes.csv"
@@ -176,8 +176,8 @@ def test_smoke_profile_end_to_end(tmp_path):
     jobs, text = planned("main_tables")
     assert jobs == {"evaluate": "1", "table1": "1", "claims_main": "1", "main_tables": "1"}, text
     jobs, text = planned("all")
-    assert jobs == {"evaluate": "1", "table1": "1", "aggregate": "1", "claims": "1", "claims_main": "1", "figure": "3",
-                    "all": "1"}, text
+    assert jobs == {"evaluate": "1", "table1": "1", "aggregate": "1", "claims": "1", "claims_main": "1", "figure": "4",
+                    "learning_curves": "1", "all": "1"}, text
     assert run(target="main_tables").returncode == 0 and (tmp_path / deleted).exists()
 
 
