@@ -53,6 +53,10 @@ lock: $(UV)
 	    "TORCH_WHEELS=$(TORCH_WHEELS); get it from https://download.pytorch.org/whl/cpu"; exit 1; }
 	$(UV) pip compile --quiet pyproject.toml $(CPU_EXTRAS) $(LOCK_TARGET) --find-links $(TORCH_WHEELS) \
 	    --no-emit-package torch -o $(LOCK)
+	{ echo "# torch's CPU build, for installers that take one hash-checked set (environment.yml); make lock"; \
+	  echo "# pip finds it in a --find-links folder holding the wheel or at https://download.pytorch.org/whl/cpu"; \
+	  echo "$(TORCH)+cpu --hash=sha256:$$(sha256sum $(TORCH_WHEELS)/$(TORCH_CPU)-*.whl | cut -d' ' -f1)"; \
+	} > requirements/torch-cpu.txt
 	$(UV) pip compile --quiet pyproject.toml $(CPU_EXTRAS) --extra cuda $(LOCK_TARGET) \
 	    $(addprefix --no-emit-package ,$(CUDA_EXT)) -o requirements/cuda.txt
 	echo "# $(CUDA_EXT) from the GPU lock (make lock); they build against the installed torch" \

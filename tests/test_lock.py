@@ -53,6 +53,9 @@ def test_torch_is_the_pinned_release():
     pinned = pins[0].split("==")[1].strip()
     # A local build label (2.13.0+cpu) is the same release; `pip install torch==2.13.0` takes either.
     assert metadata.version("torch").split("+")[0] == pinned
+    torch_cpu = PIN.findall((LOCK.parent / "torch-cpu.txt").read_text())
+    assert [(name, version.split("+")[0]) for name, version in torch_cpu] == [("torch", pinned)], \
+        "requirements/torch-cpu.txt pins another torch than pyproject.toml: run `make lock`"
 
 
 def test_lock_leaves_out_only_torch():
