@@ -394,9 +394,11 @@ def dt_stats(runs: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED)
 
 
 def _score_matrices(episodes: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Per method a (seeds, datasets) matrix of success rates over the datasets every method has."""
-    per_seed = episodes.groupby(["method", "dataset", "seed", "task"])["success"].mean() \
-        .groupby(["method", "dataset", "seed"]).mean().unstack("dataset")
+    """Per method a (seeds, datasets) matrix of success rates (each seed scored by its run's evaluation schedule,
+    `stats.seed_scores`) over the datasets every method has."""
+    per_seed = pd.concat({key: stats.seed_scores(group, "success")
+                          for key, group in episodes.groupby(["method", "dataset"], sort=False)},
+                         names=["method", "dataset"]).unstack("dataset")
     complete = [d for d in per_seed.columns if per_seed[d].notna().groupby(level="method").any().all()]
     shared = list(_sort(pd.DataFrame({"dataset": complete}))["dataset"])
     dropped = sorted(set(per_seed.columns) - set(shared))
