@@ -16,7 +16,9 @@ Intended differences, named where they are handled:
 - no random draw enters any of these losses (OGBench's `const_std=True` actors use the distribution's mode in
   DDPG+BC), so there is no noise to align;
 - targets: OGBench's target networks receive zero gradients and an Adam step of zero; ours are not optimised
-  at all. Both then take the same Polyak average of the pre-update weights.
+  at all. Both then take the same Polyak average of the pre-update weights;
+- HIQL's length normalisation: ours floors ‖φ‖ at 1e-6 (baselines/hiql.py `length_normalize`), which no input
+  here reaches.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ REFERENCE_ONLY = {  # OGBench info entries we do not log, and why
     "actor/std": "constant 1 (const_std actors)",
     "value/v_max": "batch extremes are not logged", "value/v_min": "batch extremes are not logged",
     "critic/q_max": "batch extremes are not logged", "critic/q_min": "batch extremes are not logged",
-    "actor/q_mean": "logged as its normaliser's input only (q_loss)", "actor/q_abs_mean": "the normaliser of q_loss",
+    "actor/q_mean": "Q of the policy's action; enters q_loss", "actor/q_abs_mean": "the normaliser inside q_loss",
     "actor/bc_log_prob": "GCBC logs it as −loss", "low_actor/adv": "we log the AWR weight instead",
     "high_actor/adv": "we log the AWR weight instead", "low_actor/bc_log_prob": "low_actor_loss without the weights",
     "high_actor/bc_log_prob": "high_actor_loss without the weights", "low_actor/std": "constant 1 (const_std actors)",

@@ -13,6 +13,7 @@ as flax stores it. An actor's `mean_net` is its last dense layer; HIQL's `goal_r
 OGBench initialises every bias to 0 and every LayerNorm to (1, 0), and each target network to a copy of its online
 network. A wrong layer order or a loss that reads the online network instead of the target would then go unseen,
 so every bias and LayerNorm parameter gets independent Gaussian noise (`--perturb`) before the losses are taken.
+At the default std 1 this also pushes one of GCIQL's two actor means past −1, so DDPG+BC's action clip is exercised.
 
 The parameters and the batch are float32 values (stored with 9 significant digits, which round-trips float32);
 OGBench's code then runs on them in float64 (`jax_enable_x64`), so the losses, gradients and updated parameters are
@@ -67,9 +68,9 @@ def perturb(params, rng: np.random.Generator, scale: float):
     import jax
 
     def leaf(path, value):
-        name = path[-1].key
-        return value + scale * rng.standard_normal(value.shape).astype(np.float32) if name in ("bias", "scale") \
-            else value
+        if path[-1].key not in ("bias", "scale"):
+            return value
+        return value + scale * rng.standard_normal(value.shape).astype(np.float32)
     return jax.tree_util.tree_map_with_path(leaf, params)
 
 
