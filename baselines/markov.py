@@ -22,6 +22,7 @@ from torch.func import functional_call
 from qhyer.agent import Agent, MethodConfig
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.samplers import GoalSampling, TransitionSampler
+from qhyer.errors import ConfigError
 from qhyer.eval.policy import StepInput
 from qhyer.models.layers import GaussianActionHead, mlp
 
@@ -51,8 +52,11 @@ class MarkovConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         # A bad probability is a ConfigError when the config is made, not when training starts.
-        self.value_goals()
-        self.actor_goals()
+        for kind, make in (("value", self.value_goals), ("actor", self.actor_goals)):
+            try:
+                make()
+            except ConfigError as err:
+                raise ConfigError(f"{self.name} {kind} goals (method.{kind}_p_*, method.discount): {err}") from err
 
     def value_goals(self) -> GoalSampling:
         return goal_sampling(self.value_p_curgoal, self.value_p_trajgoal, self.value_p_randomgoal,
