@@ -67,6 +67,20 @@ def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warm
     return 1000 * statistics.median(times)
 
 
+def measured(row: dict, fn: Callable[[], Callable[[], object]], device: torch.device, args) -> dict:
+    """`row` with the median ms of the callable that `fn` builds, or with the failure as its status: a compile or
+    kernel failure is a result here, not a crash that would lose the rows after it."""
+    try:
+        return {**row, "ms": median_ms(fn(), device, args.repeats, args.warmup), "status": "ok"}
+    except Exception as error:
+        return {**row, "ms": "", "status": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+
+
+def compiled_update(agent, batches: list[dict[str, torch.Tensor]]) -> Callable[[], dict[str, float]]:
+    agent.losses = torch.compile(agent.losses)  # an instance attribute: `update` calls it
+    return cycling_update(agent, batches)
+
+
 def cycling_update(agent, batches: list[dict[str, torch.Tensor]]) -> Callable[[], dict[str, float]]:
     cycle = itertools.cycle(batches)
     return lambda: agent.update(next(cycle), 0)
@@ -99,13 +113,8 @@ def step_rows(args, device: torch.device, compile_modes: list[str]):
             params = sum(p.numel() for p in agent.parameters() if p.requires_grad)
             row = {"benchmark": "train_step", "variant": variant, "device": device.type, "mode": mode, "size": size,
                    "params": params}
-            try:
-                if mode == "compiled":
-                    agent.losses = torch.compile(agent.losses)  # instance attribute: `update` calls it
-                ms = median_ms(cycling_update(agent, batches), device, args.repeats, args.warmup)
-                yield {**row, "ms": ms, "status": "ok"}
-            except Exception as error:  # a compile failure is a result here, not a crash
-                yield {**row, "ms": "", "status": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+            build = compiled_update if mode == "compiled" else cycling_update
+            yield measured(row, lambda build=build, agent=agent, batches=batches: build(agent, batches), device, args)
 
 
 def scan_inputs(shape: tuple[int, int, int, int], device: torch.device) -> list[torch.Tensor]:
@@ -133,11 +142,11 @@ def scan_rows(args, device: torch.device):
                             lambda *inputs, block=block: selective_scan_triton(*inputs, block_d=block))
                            for block in TRITON_BLOCKS]
     for variant, where, scan in candidates:
-        inputs = scan_inputs(shape, where)
-        ms = median_ms(scan_fwd_bwd(scan, inputs, torch.ones(shape[:3], device=where)), where, args.repeats,
-                       args.warmup)
-        yield {"benchmark": "scan_fwd_bwd", "variant": variant, "device": where.type, "mode": "eager", "size": size,
-               "params": "", "ms": ms, "status": "ok"}
+        row = {"benchmark": "scan_fwd_bwd", "variant": variant, "device": where.type, "mode": "eager", "size": size,
+               "params": ""}
+        yield measured(row, lambda scan=scan, where=where: scan_fwd_bwd(scan, scan_inputs(shape, where),
+                                                                        torch.ones(shape[:3], device=where)),
+                       where, args)
 
 
 def print_table(rows: list[dict]) -> None:

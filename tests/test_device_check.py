@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "device_check.sh"
@@ -78,3 +79,19 @@ def test_bad_arguments_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(BENCH), "--device", "cuda", "--out", str(tmp_path / "x.csv")],
                             capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("bench_gpu: --device cuda")
+
+
+def test_a_failing_benchmark_is_a_row_not_a_crash():
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        from bench_gpu import measured
+    finally:
+        sys.path.remove(str(BENCH.parent))
+
+    def build():
+        raise RuntimeError("inductor exploded\nlong traceback")
+
+    args = type("Args", (), {"repeats": 1, "warmup": 0})()
+    row = measured({"variant": "v"}, build, torch.device("cpu"), args)
+    assert row == {"variant": "v", "ms": "", "status": "failed: RuntimeError: inductor exploded"}
+    assert measured({}, lambda: lambda: None, torch.device("cpu"), args)["status"] == "ok"

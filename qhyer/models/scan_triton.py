@@ -118,7 +118,7 @@ class TritonSelectiveScan(torch.autograd.Function):
         batch, length, d_inner = x.shape
         d_state = A.shape[1]
         y = torch.empty_like(x)
-        states = x.new_empty((batch, length, d_inner, d_state) if store_states else (0,))
+        states = x.new_empty((batch, length, d_inner, d_state) if store_states else (1,))  # (1,): never read
         grid = (batch, triton.cdiv(d_inner, block_d))
         _scan_forward_kernel[grid](x, delta, A, B, C, D, y, states, length, d_inner, d_state,
                                    BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(d_state),
