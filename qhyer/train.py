@@ -17,7 +17,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from qhyer.errors import cli_main
+from qhyer.errors import BusyError, cli_main
+from qhyer.io import LOCK_NAME
 from qhyer.methods import METHODS, method_classes
 from qhyer.trainer import RunConfig, train
 
@@ -32,6 +33,8 @@ def main(cfg: DictConfig) -> None:
     def run() -> int:
         try:
             train(OmegaConf.to_object(cfg))
+        except BusyError:
+            raise  # the folder is another process's
         except BaseException:
             _remove_hydra_stub(Path(cfg.run_dir))
             raise
@@ -46,7 +49,8 @@ def _remove_hydra_stub(run_dir: Path) -> None:
     if (run_dir / "config.yaml").exists():
         return
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-    (run_dir / f"{HydraConfig.get().job.name}.log").unlink(missing_ok=True)
+    for name in (f"{HydraConfig.get().job.name}.log", LOCK_NAME):
+        (run_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         run_dir.rmdir()
 

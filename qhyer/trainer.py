@@ -17,6 +17,7 @@ Run folder layout (`cfg.run_dir`):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -24,6 +25,7 @@ import pickle
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,8 +286,8 @@ def _resume_point(payload: dict[str, Any], identity: dict[str, Any], steps: int,
 def train(cfg: RunConfig) -> Path:
     """Train one method × dataset × seed into `cfg.run_dir`, then evaluate it when `cfg.eval.enabled`.
 
-    Everything is validated, the data loaded and the model built before the run folder is created; the folder is
-    then locked for the whole run (qhyer.io.folder_lock).
+    The config is validated before the run folder is created; the folder is then locked for the whole run
+    (qhyer.io.folder_lock), so a second writer fails before loading any data.
     """
     spec = get_spec(cfg.dataset)
     check_run_config(cfg)
@@ -296,20 +298,18 @@ def train(cfg: RunConfig) -> Path:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
-    seed_everything(cfg.seed)
-    dataset = _load_split(spec, "train", cfg.data_dir)
-    info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
-    _check_statistics(info, dataset.source)
-    agent = build_agent(method_cfg, info, device)
-    state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
-    val_batches = _validation_batches(agent, spec, cfg)
-    identity = run_identity(cfg, family_method, dataset)
-
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with folder_lock(run_dir):
+    with _locked_run_dir(run_dir):
         remove_stale_temporaries(run_dir)
         remove_stale_temporaries(run_dir / "checkpoints")
+        seed_everything(cfg.seed)
+        dataset = _load_split(spec, "train", cfg.data_dir)
+        info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
+        _check_statistics(info, dataset.source)
+        agent = build_agent(method_cfg, info, device)
+        state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
+        val_batches = _validation_batches(agent, spec, cfg)
+        identity = run_identity(cfg, family_method, dataset)
         resumed = _resume(state, cfg, identity, run_dir, device)
         _write_run_config(run_dir, cfg, info)
         started = time.perf_counter()
@@ -327,6 +327,21 @@ def train(cfg: RunConfig) -> Path:
             summary["eval"] = evaluate_run(run_dir, cfg, device=str(device))
         write_json_atomic(run_dir / "summary.json", summary)
     return run_dir
+
+
+@contextlib.contextmanager
+def _locked_run_dir(run_dir: Path) -> Iterator[None]:
+    """Create and lock the run folder; one this call created is removed again when the run fails before writing
+    its config.yaml (bad data, a corrupt file), so a rejected run leaves no stub folder."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir):
+        try:
+            yield
+        except BaseException:
+            if created and not (run_dir / "config.yaml").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
 
 def _check_statistics(info: DataInfo, source: Any) -> None:
