@@ -272,8 +272,7 @@ def _resume_point(payload: dict[str, Any], identity: dict[str, Any], steps: int,
     ways_out = f"train into a new run_dir, or delete {run_dir} to start afresh"
     saved = payload.get("config_identity")
     if saved is None:
-        return f"{run_dir} holds a checkpoint that records no config (written before checkpoints were bound) — " \
-               + ways_out
+        return f"{run_dir} holds a checkpoint that records no config (written before configs were bound) — {ways_out}"
     if payload.get("config_hash") != config_hash(identity):
         return (f"{run_dir} holds a checkpoint of a different config (differs in "
                 f"{', '.join(_differing_keys(saved, identity)) or 'its hash'}) — {ways_out}")
