@@ -8,8 +8,9 @@ the CPU smoke mode tests/test_device_check.py runs.
 Sizes: each method's config defaults, which the `paper` profile (workflow/config/profiles/paper.yaml) leaves as
 they are (QHyer: batch 64, K = 20, 3 blocks, width 128, N = 16, nf critic; DT: batch 64, K = 20, 3 layers, width
 128), on synthetic cube-single-sized data (benchmarks/bench_train_step.py), so the numbers measure the update alone.
-Scan: forward + backward at (b 64, L 60, d_inner 256, N 16), i.e. one Mamba layer at the default training shape;
-the CPU scan uses all of this machine's cores; Triton at 8, 16 and 32 channels per program (scan_triton.BLOCK_D).
+Scan: forward + backward at (b 64, L 60, d_inner 256, N 16), i.e. one Mamba layer at the default training shape:
+the CPU scan on all of this machine's cores and on one thread; on CUDA the PyTorch scan and Triton at 8, 16 and 32
+channels per program (scan_triton.BLOCK_D).
 Compiled: `torch.compile` of the agent's loss function (model, critic and losses; the optimizer step stays eager);
 a failure is a row with its status, not an abort. Each row is the median of `--repeats` timed calls after warm-up,
 appended to the CSV as soon as it is measured, so a stage killed by its timeout keeps the rows before it.
@@ -132,7 +133,9 @@ def scan_rows(args, device: torch.device):
     """Forward + backward of one scan: the CPU scan on the CPU, and on CUDA the PyTorch scan and the Triton kernel."""
     shape = TINY_SCAN_SHAPE if args.tiny else SCAN_SHAPE
     size = "b {}, L {}, d_inner {}, N {}".format(*shape)
-    candidates = [("cpu-scan", torch.device("cpu"), SelectiveScan.apply)]
+    cpu = torch.device("cpu")
+    all_threads = torch.get_num_threads()
+    candidates = [("cpu-scan", cpu, SelectiveScan.apply), ("cpu-scan-1thread", cpu, SelectiveScan.apply)]
     if device.type == "cuda":
         candidates.append(("torch-scan", device, SelectiveScan.apply))
         if importlib.util.find_spec("triton") is not None:
@@ -144,9 +147,11 @@ def scan_rows(args, device: torch.device):
     for variant, where, scan in candidates:
         row = {"benchmark": "scan_fwd_bwd", "variant": variant, "device": where.type, "mode": "eager", "size": size,
                "params": ""}
+        torch.set_num_threads(1 if variant.endswith("1thread") else all_threads)
         yield measured(row, lambda scan=scan, where=where: scan_fwd_bwd(scan, scan_inputs(shape, where),
                                                                         torch.ones(shape[:3], device=where)),
                        where, args)
+    torch.set_num_threads(all_threads)
 
 
 def print_table(rows: list[dict]) -> None:
@@ -157,10 +162,11 @@ def print_table(rows: list[dict]) -> None:
         print(f"{r['benchmark']:13s} {r['variant']:16s} {r['device']:6s} {r['mode']:8s} {params:>9s} {ms}  "
               f"{r['status']}")
     ms = {(r["benchmark"], r["variant"], r["mode"]): r["ms"] for r in rows if r["ms"] != ""}
-    cpu_scan = ms.get(("scan_fwd_bwd", "cpu-scan", "eager"))
     triton = [v for (bench, variant, _), v in ms.items() if bench == "scan_fwd_bwd" and variant.startswith("triton")]
-    if cpu_scan and triton:
-        print(f"Triton scan (best block) vs CPU scan: {cpu_scan / min(triton):.1f}x faster (target >= 10x)")
+    for cpu_variant in ("cpu-scan", "cpu-scan-1thread"):
+        cpu_scan = ms.get(("scan_fwd_bwd", cpu_variant, "eager"))
+        if cpu_scan and triton:
+            print(f"Triton scan (best block) vs {cpu_variant}: {cpu_scan / min(triton):.1f}x faster (target >= 10x)")
     for mode in ("eager", "compiled"):
         hybrid = ms.get(("train_step", "qhyer-hybrid", mode))
         attention = ms.get(("train_step", "qhyer-attention", mode))

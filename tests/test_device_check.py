@@ -61,7 +61,8 @@ def test_device_check_cpu_smoke_runs_every_stage(tmp_path):
     with (out / "cpu_smoke.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["benchmark"], r["variant"], r["mode"]) for r in rows} == {
-        ("scan_fwd_bwd", "cpu-scan", "eager"), ("train_step", "qhyer-hybrid", "eager"),
+        ("scan_fwd_bwd", "cpu-scan", "eager"), ("scan_fwd_bwd", "cpu-scan-1thread", "eager"),
+        ("train_step", "qhyer-hybrid", "eager"),
         ("train_step", "qhyer-attention", "eager"), ("train_step", "dt", "eager")}
     for row in rows:
         assert row["status"] == "ok" and float(row["ms"]) > 0 and row["device"] == "cpu", row
@@ -81,12 +82,18 @@ def test_bad_arguments_are_one_line(tmp_path):
     assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("bench_gpu: --device cuda")
 
 
-def test_a_failing_benchmark_is_a_row_not_a_crash():
+@pytest.fixture(scope="module")
+def bench_gpu():
     sys.path.insert(0, str(BENCH.parent))
     try:
-        from bench_gpu import measured
+        import bench_gpu
     finally:
         sys.path.remove(str(BENCH.parent))
+    return bench_gpu
+
+
+def test_a_failing_benchmark_is_a_row_not_a_crash(bench_gpu):
+    measured = bench_gpu.measured
 
     def build():
         raise RuntimeError("inductor exploded\nlong traceback")
@@ -95,3 +102,17 @@ def test_a_failing_benchmark_is_a_row_not_a_crash():
     row = measured({"variant": "v"}, build, torch.device("cpu"), args)
     assert row == {"variant": "v", "ms": "", "status": "failed: RuntimeError: inductor exploded"}
     assert measured({}, lambda: lambda: None, torch.device("cpu"), args)["status"] == "ok"
+
+
+def test_table_states_the_targets(bench_gpu, capsys):
+    def row(benchmark, variant, ms, mode="eager"):
+        return {"benchmark": benchmark, "variant": variant, "device": "cuda", "mode": mode, "params": "", "ms": ms,
+                "status": "ok"}
+
+    bench_gpu.print_table([row("scan_fwd_bwd", "cpu-scan", 30.0), row("scan_fwd_bwd", "cpu-scan-1thread", 200.0),
+                           row("scan_fwd_bwd", "triton-block8", 2.0), row("scan_fwd_bwd", "triton-block16", 1.5),
+                           row("train_step", "qhyer-hybrid", 12.0), row("train_step", "qhyer-attention", 8.0),
+                           {**row("train_step", "dt", "", "compiled"), "status": "failed: X: y"}])
+    out = capsys.readouterr().out
+    assert "vs cpu-scan: 20.0x faster" in out and "vs cpu-scan-1thread: 133.3x faster" in out
+    assert "hybrid / attention-only step, eager: 1.50x" in out and "failed: X: y" in out
