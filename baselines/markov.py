@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from qhyer.agent import Agent, MethodConfig
+from qhyer.agent import Agent, MethodConfig, metrics_to_floats
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.samplers import GoalSampling, TransitionSampler
 from qhyer.errors import ConfigError
-from qhyer.eval.policy import StepInput
 from qhyer.models.layers import GaussianActionHead, mlp
+from qhyer.rollout.policy import StepInput
 
 
 @dataclass
@@ -213,24 +213,19 @@ class MarkovAgent(Agent):
         for target, online in self.target_pairs():
             polyak_update(target, online, self.cfg.tau)
         opt.step()
-        return _floats(metrics)
+        return metrics_to_floats(metrics)
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return _floats(self.losses(batch))
+        return metrics_to_floats(self.losses(batch))
 
     def policy(self) -> MarkovPolicy:
         return MarkovPolicy(self)
 
 
-def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-    """One device→host copy for all scalar metrics."""
-    values = torch.stack([v.detach().float() for v in metrics.values()]).tolist()
-    return dict(zip(metrics, values, strict=True))
-
 
 class MarkovPolicy:
-    """`qhyer.eval.Policy` for agents that see only (s_t, g): one batched forward pass per step."""
+    """`qhyer.rollout.Policy` for agents that see only (s_t, g): one batched forward pass per step."""
 
     def __init__(self, agent: MarkovAgent):
         self.agent = agent

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from baselines.markov import _floats, frozen_call, frozen_copy, polyak_update
+from baselines.markov import frozen_call, frozen_copy, polyak_update
 from baselines.sequence import CosineDecayConfig, SequenceAgent, gpt_init, gpt_model, warmup_cosine_schedule
-from qhyer.agent import DataInfo
+from qhyer.agent import DataInfo, metrics_to_floats
 from qhyer.errors import ConfigError
 from qhyer.models.layers import masked_mean, mlp
 
@@ -166,7 +166,7 @@ class QTAgent(SequenceAgent):
         if step > self.cfg.ema_start and step % self.cfg.ema_every == 0:
             polyak_update(self.ema_model, self.model, 1.0 - self.cfg.ema_decay)
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
-        return _floats({**critic_metrics, **actor_metrics})
+        return metrics_to_floats({**critic_metrics, **actor_metrics})
 
     def _step(self, key: str, params: list[nn.Parameter], loss: torch.Tensor) -> None:
         opt = self.optimizers[key]
@@ -178,7 +178,7 @@ class QTAgent(SequenceAgent):
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return _floats({**self.critic_loss(batch), **self.actor_loss(batch)})
+        return metrics_to_floats({**self.critic_loss(batch), **self.actor_loss(batch)})
 
     # --- acting --------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -27,13 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.markov import _floats
-from qhyer.agent import Agent, DataInfo, MethodConfig, window_from_history
+from qhyer.agent import Agent, DataInfo, MethodConfig, metrics_to_floats, window_from_history
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.samplers import GoalSampling, WindowSampler
 from qhyer.errors import ConfigError
-from qhyer.eval.policy import StepInput
 from qhyer.models.layers import TransformerBlock, attention_mask, interleave, masked_mean, token_mask
+from qhyer.rollout.policy import StepInput
 
 PROTOCOLS = ("relabelled", "source")
 GOAL_INPUTS = {"relabelled": ("relabelled",), "source": ("d4rl", "none")}
@@ -246,11 +245,11 @@ class SequenceAgent(Agent):
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         opt.step()
         self.schedulers["model"].step()
-        return _floats(metrics)
+        return metrics_to_floats(metrics)
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return _floats(self.losses(batch))
+        return metrics_to_floats(self.losses(batch))
 
     # --- acting --------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -265,7 +264,7 @@ class SequenceAgent(Agent):
 
 
 class RTGPolicy:
-    """`qhyer.eval.Policy` for the sequence baselines: rebuilds each episode's window from its history."""
+    """`qhyer.rollout.Policy` for the sequence baselines: rebuilds each episode's window from its history."""
 
     def __init__(self, agent: SequenceAgent):
         self.agent = agent

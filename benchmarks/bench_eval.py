@@ -24,9 +24,9 @@ from common import print_header  # benchmarks/common.py (scripts run from their 
 from torch import nn
 
 from qhyer.data.registry import get_spec
-from qhyer.eval.envs import eval_tasks
-from qhyer.eval.policy import StepInput
-from qhyer.eval.protocol import eval_horizon, evaluate_policy, make_envs
+from qhyer.rollout.eval_env import eval_tasks
+from qhyer.rollout.policy import StepInput
+from qhyer.rollout.protocol import eval_horizon, evaluate_policy, make_envs
 
 
 class TinyCausalTransformer(nn.Module):

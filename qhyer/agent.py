@@ -19,7 +19,7 @@ from torch import nn
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.registry import DatasetSpec
 from qhyer.errors import ConfigError
-from qhyer.eval.policy import StepInput
+from qhyer.rollout.policy import StepInput
 
 
 def dataset_family(spec: DatasetSpec) -> str:
@@ -110,7 +110,7 @@ class Agent(nn.Module):
         return {}
 
     def policy(self):
-        """A `qhyer.eval.Policy` acting with this agent's current weights."""
+        """A `qhyer.rollout.Policy` acting with this agent's current weights."""
         raise NotImplementedError
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -161,3 +161,9 @@ def window_from_history(step: StepInput, context_len: int, device: torch.device)
         "goals": step.goals,
     }
     return {key: torch.as_tensor(np.ascontiguousarray(v), device=device) for key, v in window.items()}
+
+
+def metrics_to_floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """An update's scalar metrics as floats, with one device→host copy for all of them."""
+    values = torch.stack([torch.as_tensor(v).detach().float() for v in metrics.values()]).tolist()
+    return dict(zip(metrics, values, strict=True))

@@ -28,11 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qhyer.agent import Agent, DataInfo, MethodConfig, warmup_schedule, window_from_history
+from qhyer.agent import Agent, DataInfo, MethodConfig, metrics_to_floats, warmup_schedule, window_from_history
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.samplers import GoalSampling, WindowSampler
 from qhyer.errors import ConfigError
-from qhyer.eval.policy import StepInput
 from qhyer.models.critics import (
     CRITICS,
     ContrastiveCritic,
@@ -44,6 +43,7 @@ from qhyer.models.critics import (
 )
 from qhyer.models.hybrid import BACKBONES, HybridStack
 from qhyer.models.layers import GaussianActionHead, interleave, masked_mean, token_mask
+from qhyer.rollout.policy import StepInput
 
 CONDITIONINGS = (*CRITICS, "none", "rtg")
 Q, STATE_GOAL, ACTION = range(3)  # token kinds, in their order within a timestep
@@ -262,7 +262,7 @@ class QHyerAgent(Agent):
         for key, opt in self.optimizers.items():
             opt.step()
             self.schedulers[key].step()
-        return _floats(metrics)
+        return metrics_to_floats(metrics)
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -290,7 +290,7 @@ class QHyerAgent(Agent):
                     if per_layer[key]}
         if "delta_mean" in averaged:
             averaged = mamba_memory(averaged)
-        return _floats({**metrics, **averaged})
+        return metrics_to_floats({**metrics, **averaged})
 
     def policy(self) -> QHyerPolicy:
         return QHyerPolicy(self)
@@ -332,14 +332,9 @@ def _decay_groups(module: nn.Module, extra: nn.Module | None, weight_decay: floa
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-    """One device→host copy for all scalar metrics."""
-    values = torch.stack([torch.as_tensor(v).detach().float() for v in metrics.values()]).tolist()
-    return dict(zip(metrics, values, strict=True))
-
 
 class QHyerPolicy:
-    """`qhyer.eval.Policy` for QHyer: two-stage inference, Q̂_φ(s_t, g) placed as the Q token, then a_t.
+    """`qhyer.rollout.Policy` for QHyer: two-stage inference, Q̂_φ(s_t, g) placed as the Q token, then a_t.
 
     The Q tokens of past steps are the values this policy placed there (kept per episode since `reset`).
     Context handling matches training, where every window starts with an empty history:

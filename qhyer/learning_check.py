@@ -29,12 +29,12 @@ from tqdm import tqdm
 from qhyer.data.readers import load_dataset
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError, DataError, cli_main
-from qhyer.eval.protocol import evaluate_policy, normalized_score
-from qhyer.eval.sanity import RandomPolicy
 from qhyer.io import write_json_atomic, write_text_atomic
 from qhyer.methods import METHODS
 from qhyer.report.stats import summarize_episodes
 from qhyer.report.tables import SCORES, to_markdown, write_csv
+from qhyer.rollout.protocol import evaluate_policy, normalized_score
+from qhyer.rollout.sanity import RandomPolicy
 from qhyer.runs import protocol_label, read_summary
 
 

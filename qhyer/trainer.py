@@ -40,7 +40,6 @@ from tqdm.auto import tqdm
 from qhyer.agent import Agent, DataInfo, MethodConfig, dataset_family
 from qhyer.data.registry import DatasetSpec, get_spec
 from qhyer.errors import ConfigError, DataError, DivergedError
-from qhyer.eval.protocol import evaluate_policy, normalized_score, summarize, write_results
 from qhyer.io import (
     atomic_path,
     config_hash,
@@ -51,6 +50,7 @@ from qhyer.io import (
     write_text_atomic,
 )
 from qhyer.methods import method_classes
+from qhyer.rollout.protocol import evaluate_policy, normalized_score, summarize, write_results
 from qhyer.runs import run_record
 
 

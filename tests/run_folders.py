@@ -14,10 +14,10 @@ import pandas as pd
 
 from qhyer.agent import dataset_family
 from qhyer.data.registry import get_spec
-from qhyer.eval.envs import eval_tasks
-from qhyer.eval.protocol import COLUMNS, normalized_score
 from qhyer.methods import method_classes
 from qhyer.report.tables import DT_METRICS
+from qhyer.rollout.eval_env import eval_tasks
+from qhyer.rollout.protocol import COLUMNS, normalized_score
 from qhyer.runs import run_dir, run_record
 from qhyer.trainer import EvalConfig
 

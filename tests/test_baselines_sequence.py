@@ -12,9 +12,9 @@ from qhyer.agent import DataInfo
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.registry import DatasetSpec
 from qhyer.errors import ConfigError
-from qhyer.eval.policy import Policy, StepInput
 from qhyer.methods import method_classes
 from qhyer.models.layers import attention_mask
+from qhyer.rollout.policy import Policy, StepInput
 
 SPEC = DatasetSpec(name="synthetic-walk", family="ogbench", env_id="synthetic", kind="play", obs_dim=3,
                    action_dim=2, goal_dims=(0, 1), eval_max_steps=30)

@@ -1,4 +1,4 @@
-"""The shared evaluation layer (qhyer/eval/): protocol bookkeeping, seeding, scores, sanity policies, CLI.
+"""The shared evaluation layer (qhyer/rollout/): protocol bookkeeping, seeding, scores, sanity policies, CLI.
 
 OGBench protocol: seohongpark/ogbench `impls/utils/evaluation.py`; D4RL scores: `d4rl/offline_env.py`.
 OGBench environments take 1-2 s each to build, so the cube-single tests share one small set of them.
@@ -12,11 +12,11 @@ import pytest
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError
-from qhyer.eval.__main__ import main as eval_cli
-from qhyer.eval.envs import episode_seeds
-from qhyer.eval.policy import Policy, StepInput
-from qhyer.eval.protocol import COLUMNS, evaluate_policy, make_envs, normalized_score, summarize, write_results
-from qhyer.eval.sanity import RandomPolicy, lights_out_presses, make_sanity_policy
+from qhyer.rollout.__main__ import main as eval_cli
+from qhyer.rollout.eval_env import episode_seeds
+from qhyer.rollout.policy import Policy, StepInput
+from qhyer.rollout.protocol import COLUMNS, evaluate_policy, make_envs, normalized_score, summarize, write_results
+from qhyer.rollout.sanity import RandomPolicy, lights_out_presses, make_sanity_policy
 
 CUBE = get_spec("cube-single-play")
 UMAZE = get_spec("maze2d-umaze")
@@ -71,7 +71,7 @@ def test_normalized_score_end_points():
 
 def test_maze2d_results_are_the_envs_own():
     oracle, horizon = make_sanity_policy("oracle", UMAZE), UMAZE.eval_max_steps
-    frame = evaluate_policy(oracle, UMAZE, episodes_per_task=6, seed=5, num_envs=3, method="oracle", budget="b")
+    frame = evaluate_policy(oracle, UMAZE, episodes_per_task=6, seed=5, num_envs=3, method="oracle")
     assert list(frame.columns) == list(COLUMNS) and len(frame) == 6
     assert (frame["task"] == 0).all() and (frame["length"] == horizon).all()  # no termination in Maze2d
     env = make_envs(UMAZE, 1)[0]
@@ -147,11 +147,11 @@ def test_antmaze_runs_random_and_has_no_oracle():
 
 def test_results_are_written_with_a_summary(tmp_path):
     frame = evaluate_policy(make_sanity_policy("random", UMAZE), UMAZE, episodes_per_task=3, method="random",
-                            budget="steps=0", max_steps=50)
+                            max_steps=50).assign(step=7)  # the trainer tags each checkpoint's episodes
     episodes_csv, summary_csv = write_results(frame, UMAZE, tmp_path / "eval_episodes.csv")
     pd.testing.assert_frame_equal(pd.read_csv(episodes_csv), frame, check_dtype=False)
     summary = pd.read_csv(summary_csv, dtype={"task": str})
-    assert list(summary["task"]) == ["0", "all"] and (summary["budget"] == "steps=0").all()
+    assert list(summary["task"]) == ["0", "all"] and (summary["step"] == 7).all()
     assert summary["score"].iloc[0] == pytest.approx(normalized_score(UMAZE, frame["return"].mean()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval_episodes.csv", "eval_episodes_summary.csv"]
     ogbench_like = frame.assign(dataset=CUBE.name, task=[1, 1, 2], success=[True, False, True])

@@ -20,6 +20,7 @@ from qhyer.data.manifest import manifest_path
 from qhyer.data.readers import load_dataset
 from qhyer.data.registry import get_spec
 from qhyer.envs.maze2d import ANT_TORQUE, LAYOUTS, AntMazeEnv, Maze2dEnv, get_layout
+from qhyer.envs.waypoint_controller import WaypointController
 from qhyer.errors import ConfigError, DataError
 from qhyer.io import sha256_file
 
@@ -138,7 +139,7 @@ def test_generation_cli_and_bad_sizes(tmp_path, capsys):
 def test_noiseless_controller_reaches_every_free_cell():
     layout = get_layout("medium")
     env = Maze2dEnv("medium")
-    controller = maze2d_gen.WaypointController(layout, np.random.default_rng(0))
+    controller = WaypointController(layout, np.random.default_rng(0))
     obs, _ = env.reset(seed=1)
     for cell in layout.free_cells[::3]:
         for _ in range(600):

@@ -15,9 +15,9 @@ from qhyer.algorithm import CONDITIONINGS, DecisionModel, QHyerAgent, QHyerConfi
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError
-from qhyer.eval.policy import StepInput
 from qhyer.models.critics import FlowCritic, expectile_loss
 from qhyer.models.hybrid import BACKBONES
+from qhyer.rollout.policy import StepInput
 
 SPEC = get_spec("maze2d-umaze-v1")  # only its family (τ default) and evaluation horizon are used
 

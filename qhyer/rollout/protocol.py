@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from qhyer.data.registry import DatasetSpec
 from qhyer.errors import ConfigError
-from qhyer.eval.envs import EvalEnv, episode_seeds, eval_tasks
-from qhyer.eval.policy import Policy, StepInput
 from qhyer.io import atomic_path
+from qhyer.rollout.eval_env import EvalEnv, episode_seeds, eval_tasks
+from qhyer.rollout.policy import Policy, StepInput
 
 COLUMNS = ("method", "dataset", "seed", "task", "episode", "success", "return", "length")
 

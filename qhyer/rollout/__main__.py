@@ -1,10 +1,10 @@
 """Evaluation CLI: sanity checks of the shared evaluation layer.
 
-    python -m qhyer.eval sanity --dataset cube-single-play --episodes 10
-    python -m qhyer.eval sanity --dataset maze2d-umaze --episodes 100 [--policies oracle random] [--seed 0]
+    python -m qhyer.rollout sanity --dataset cube-single-play --episodes 10
+    python -m qhyer.rollout sanity --dataset maze2d-umaze --episodes 100 [--policies oracle random] [--seed 0]
                                 [--num-envs 10] [--max-steps 0] [--out results/sanity]
 
-Runs the scripted oracle and the seeded random policy (qhyer/eval/sanity.py) through exactly the path trained
+Runs the scripted oracle and the seeded random policy (qhyer/rollout/sanity.py) through exactly the path trained
 methods take and prints one row per task and policy: success rate, mean return and length, and the reported
 score (OGBench and AntMaze: success x 100; Maze2d: D4RL normalised score). An oracle far below 100 or a random
 policy far above 0 (Maze2d: near its reference minimum) points at the environment or the evaluation layer.
@@ -21,13 +21,13 @@ import pandas as pd
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError, cli_main
-from qhyer.eval.envs import eval_tasks
-from qhyer.eval.protocol import evaluate_policy, make_envs, summarize, write_results
-from qhyer.eval.sanity import SANITY_POLICIES, make_sanity_policy
+from qhyer.rollout.eval_env import eval_tasks
+from qhyer.rollout.protocol import evaluate_policy, make_envs, summarize, write_results
+from qhyer.rollout.sanity import SANITY_POLICIES, make_sanity_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m qhyer.eval", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m qhyer.rollout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sanity = sub.add_parser("sanity", help="evaluate the scripted oracle and a random policy")

@@ -8,7 +8,7 @@ Oracles act from the observation and goal observation only (no simulator access)
   `cube_env.py`/`puzzle_env.py`), and the target (block and its goal position, or button and its goal state)
   comes from the goal observation. Cubes are placed lowest goal first; puzzles press the buttons of a Lights Out
   solution over GF(2), re-solved after every press. Multi-cube tasks that need unstacking are best-effort.
-- D4RL Maze2d: the noise-free waypoint controller (qhyer/data/maze2d_gen.py), replanned at every episode
+- D4RL Maze2d: the noise-free waypoint controller (qhyer/envs/waypoint_controller.py), replanned at every episode
   start. D4RL's reference-score script (`scripts/reference_scores/maze2d_controller.py`) reuses one controller
   without replanning after its first episode, so this oracle can score above 100. AntMaze has no oracle: it
   would need a trained ant locomotion policy.
@@ -24,12 +24,12 @@ import numpy as np
 from ogbench.manipspace.oracles.markov.button_markov import ButtonMarkovOracle
 from ogbench.manipspace.oracles.markov.cube_markov import CubeMarkovOracle
 
-from qhyer.data.maze2d_gen import WaypointController
 from qhyer.data.registry import PROPRIO_DIM, DatasetSpec
 from qhyer.envs.maze2d import get_layout
+from qhyer.envs.waypoint_controller import WaypointController
 from qhyer.errors import ConfigError
-from qhyer.eval.envs import make_ogbench_env, quiet_spaces
-from qhyer.eval.policy import StepInput
+from qhyer.rollout.eval_env import make_ogbench_env, quiet_spaces
+from qhyer.rollout.policy import StepInput
 
 SANITY_POLICIES = ("oracle", "random")
 # compute_observation of cube_env.py / puzzle_env.py: positions are (xyz - centre) * 10, the gripper opening * 3.
@@ -41,7 +41,7 @@ CUBE_SUCCESS = 0.04                     # cube_env._compute_successes
 
 def _episode_seeds(step: StepInput) -> np.ndarray:
     if step.episode_seeds is None:
-        raise ValueError("sanity policies need StepInput.episode_seeds (set by qhyer.eval.protocol)")
+        raise ValueError("sanity policies need StepInput.episode_seeds (set by qhyer.rollout.protocol)")
     return step.episode_seeds
 
 
@@ -235,7 +235,7 @@ class ManipulationOraclePolicy:
 
 
 def make_sanity_policy(name: str, spec: DatasetSpec):
-    """'random' or 'oracle' for `spec` (a `qhyer.eval.Policy`)."""
+    """'random' or 'oracle' for `spec` (a `qhyer.rollout.Policy`)."""
     if name == "random":
         return RandomPolicy(spec.action_dim)
     if name != "oracle":

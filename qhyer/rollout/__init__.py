@@ -1,5 +1,5 @@
 """Shared evaluation layer: one protocol for every method (OGBench 5-task success, D4RL normalised score)."""
 
-from qhyer.eval.policy import Policy, StepInput
+from qhyer.rollout.policy import Policy, StepInput
 
 __all__ = ["Policy", "StepInput"]
