@@ -3,8 +3,8 @@
 # 3.6, numpy, pandas, h5py, pytest, seaborn; no network, no nflows/hydra-core/omegaconf/antlr4/mujoco/ogbench):
 #   1. install  the carried wheels (.device_wheels/) into a --target folder put on PYTHONPATH      (timeout  60 s)
 #   2. env      versions, GPU name, what was installed                                           (timeout  60 s)
-#   3. tests    pytest -m cuda on the test files that have cuda-marked tests: Triton scan vs CPU scan, dispatch,
-#               one QHyer hybrid update on CUDA vs CPU                                           (timeout 150 s)
+#   3. tests    pytest -m cuda on every test file that has cuda-marked tests (today tests/test_scan_triton.py:
+#               Triton scan vs CPU scan, dispatch, one QHyer hybrid update on CUDA vs CPU)      (timeout 150 s)
 #   4. bench    benchmarks/bench_gpu.py → benchmarks/results/gpu_<date>.csv and a printed table  (timeout 210 s)
 # Worst case 480 s; each stage is killed at its timeout so a hang cannot eat the device budget, and later stages
 # still run. Exit status 0 only when every stage passed.
@@ -20,7 +20,8 @@
 # CPU smoke mode (tests/test_device_check.py): `bash benchmarks/device_check.sh --cpu-smoke` runs the same stages with
 # `bench_gpu.py --device cpu --tiny --no-compile` (the cuda tests skip), skips the install when no wheels are there,
 # and writes its CSV under $OUT (default /tmp/device_check_smoke).
-# Environment: PYTHON (default python3), DEVICE_WHEELS (default .device_wheels), DEVICE_SITE (the --target folder).
+# Environment: PYTHON (default: the first of .venv/bin/python, python3, python that imports torch),
+# DEVICE_WHEELS (default .device_wheels), DEVICE_SITE (the --target folder; default a fresh folder under /tmp).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,15 @@ case "${1:-}" in
     --cpu-smoke) MODE=cpu ;;
     *) echo "device_check.sh: unknown argument '$1' (the only option is --cpu-smoke)" >&2; exit 2 ;;
 esac
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then  # the first interpreter that imports torch (this repo's .venv is not carried there)
+    for candidate in .venv/bin/python python3 python; do
+        "$candidate" -c "import torch" 2>/dev/null && PYTHON=$candidate && break
+    done
+fi
+if [ -z "${PYTHON:-}" ]; then
+    echo "device_check.sh: no Python here imports torch (tried .venv/bin/python, python3, python); set PYTHON=..." >&2
+    exit 2
+fi
 WHEELS=${DEVICE_WHEELS:-.device_wheels}
 SITE=${DEVICE_SITE:-$(mktemp -d /tmp/qhyer_device_site.XXXXXX)}
 if [ "$MODE" = gpu ]; then
