@@ -45,7 +45,7 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_smoke_profile_job_counts():
+def test_smoke_budget_job_counts():
     counts = planned_jobs("--config", "budget=smoke", "runs_root=/nonexistent/runs", "data_root=/nonexistent/data")
     methods, table1, ablation, taus, source = 7, 2, 3 * 2, 2, 3  # source: dt, qt, lsdt on maze2d-umaze
     table2 = 1  # maze2d-umaze; AntMaze has no user file here, so it is an 'absent' row, not a job
@@ -60,7 +60,7 @@ def test_smoke_profile_job_counts():
     ("quick", 7 * (4 + 3) + 2 * 15 + 7 + 3 * 3),   # Table 1 + Maze2d rows, ablation, τ sweep, source; one seed
     ("paper", 8 * (7 * (10 + 3) + 2 * 15 + 2 * 7 + 3 * 3)),
 ])
-def test_profile_job_counts(profile, runs):
+def test_budget_job_counts(profile, runs):
     counts = planned_jobs("--config", f"budget={profile}", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
     assert counts["train"] == runs and counts["evaluate"] == runs
@@ -80,7 +80,7 @@ def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
-def test_every_study_variant_of_a_profile_is_a_valid_qhyer_config(profile):
+def test_every_study_variant_of_a_budget_is_a_valid_qhyer_config(profile):
     """The ablation grid and τ sweep a profile asks for pass QHyerConfig's validation (the schema alone let
     τ = 0.5 through to a training job that refused it)."""
     config = yaml.safe_load((ROOT / "workflow" / "config" / "budgets" / f"{profile}.yaml").read_text())
@@ -106,9 +106,14 @@ def test_invalid_config_is_rejected_before_any_job(tmp_path):
     assert "seeds" in result.stdout + result.stderr
 
 
-def test_unknown_profile_is_one_clear_error():
-    result = snakemake("-n", "--config", "profile=huge")
+def test_unknown_budget_is_one_clear_error():
+    result = snakemake("-n", "--config", "budget=huge")
     assert result.returncode != 0 and "huge" in result.stdout + result.stderr
+
+
+def test_old_profile_key_still_picks_a_budget():
+    result = snakemake("-n", "--config", "profile=smoke", "runs_root=/nonexistent/runs", "data_root=/nonexistent/data")
+    assert result.returncode == 0 and "`--config profile=` is now `--config budget=`" in result.stderr
 
 
 def copy_of_repo(dest: Path) -> dict[str, str]:
@@ -122,8 +127,8 @@ def copy_of_repo(dest: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_smoke_profile_end_to_end(tmp_path):
-    """The whole DAG at the smoke profile in a copy of the repository: every target with its columns; a second run
+def test_smoke_budget_end_to_end(tmp_path):
+    """The whole DAG at the smoke budget in a copy of the repository: every target with its columns; a second run
     has nothing to do; the Snakemake report holds every table and figure; deleting one run's output re-runs only
     that run and its dependants."""
     env = copy_of_repo(tmp_path)
