@@ -8,7 +8,7 @@ CORES  ?= all
 # is pinned here: pip takes the local CPU wheel where one lies on disk (PyTorch's +cpu build), PyPI's build elsewhere.
 LOCK      := requirements/cpu.txt
 TORCH     := torch==2.13.0
-PROFILE ?= quick
+BUDGET ?= quick
 
 .PHONY: venv lock reproduce test bench lint clean-venv
 
@@ -66,7 +66,7 @@ lock: $(UV)
 
 # Rules call `python -m ...`: the venv goes first on PATH so jobs use its interpreter.
 reproduce: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores $(CORES) --config profile=$(PROFILE) -- main_tables
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores $(CORES) --config budget=$(BUDGET) -- main_tables
 
 test: $(STAMP)
 	$(PY) -m pytest
