@@ -70,13 +70,14 @@ LOCK_NAME = ".lock"
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike, name: str = LOCK_NAME) -> Iterator[None]:
     """Hold an exclusive lock on `folder` (fcntl.flock on `<folder>/.lock`), or fail at once naming the holder.
 
     The kernel drops a flock when its process dies, so a lock left by a killed process is taken over without any
-    staleness check; the file only carries the holder's pid and host for the message.
+    staleness check; the file only carries the holder's pid and host for the message. Another `name` locks one
+    thing among several in a folder (a generated dataset in the data folder).
     """
-    path = Path(folder) / LOCK_NAME
+    path = Path(folder) / name
     handle = open(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,7 +85,7 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise BusyError(f"{folder} is in use by {holder}",
+        raise BusyError(f"{folder if name == LOCK_NAME else path} is in use by {holder}",
                         "wait for that process to finish or stop it; two writers would mix their files") from None
     handle.seek(0)
     handle.truncate()
@@ -137,7 +138,8 @@ def config_hash(config: Any) -> str:
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
-    """The current commit (with `-dirty` when the tree has changes), or `unknown` outside git."""
+    """The current commit, with `-dirty` when tracked files have uncommitted changes (the dirty flag every run
+    records; untracked files do not count), or `unknown` outside git."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)

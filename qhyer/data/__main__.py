@@ -10,12 +10,16 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import os
+import tempfile
 from pathlib import Path
 
-from qhyer.data.registry import DATASETS, default_data_dir, get_spec
+from qhyer.data.manifest import manifest_path
+from qhyer.data.registry import DATASETS, DatasetSpec, default_data_dir, get_spec
 from qhyer.errors import ConfigError, cli_main
+from qhyer.io import folder_lock
 
 # family -> module with `generate(spec, out_dir, *, seed, workers, episodes, steps, progress) -> manifest`
 GENERATORS = {"ogbench": "qhyer.data.ogbench_gen", "maze2d": "qhyer.data.maze2d_gen"}
@@ -43,6 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def writable_folder(out: Path) -> Path:
+    """`out`, created if needed, or a one-line ConfigError when files cannot be written there (checked before
+    generating: the official sizes take up to hours)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--out {out} is not a writable folder ({err.strerror})",
+                          "pass a folder you can write to") from None
+    return out
+
+
+def remove_dataset_temporaries(out: Path, spec: DatasetSpec) -> None:
+    """Delete the temporaries (qhyer.io.atomic_path) a killed generator of this dataset left in `out`; those of
+    other datasets may belong to a generator still running."""
+    finals = [name for name in (spec.train_file, spec.val_file) if name] + [manifest_path(spec.train_file).name]
+    for final in finals:
+        for stale in out.glob(f".{glob.escape(final)}.*"):
+            stale.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
@@ -61,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--{flag} must be at least 1 (got {value})")
         generator = importlib.import_module(GENERATORS[spec.family])
         sizes = {"episode_length": args.episode_length} if args.episode_length is not None else {}
-        manifest = generator.generate(spec, args.out or default_data_dir(), seed=args.seed, workers=args.workers,
-                                      episodes=args.episodes, steps=args.steps, progress=not args.no_progress, **sizes)
+        out = writable_folder(args.out or default_data_dir())
+        # One generator per dataset (Snakemake's rerun beside an orphaned job); other datasets of the folder go on.
+        with folder_lock(out, f".{spec.name}.lock"):
+            remove_dataset_temporaries(out, spec)
+            manifest = generator.generate(spec, out, seed=args.seed, workers=args.workers, episodes=args.episodes,
+                                          steps=args.steps, progress=not args.no_progress, **sizes)
         for name, entry in manifest["files"].items():
             print(f"{name}  sha256 {entry['sha256']}")
         print(f"rows {manifest['transitions']}  wall time {manifest['wall_time_s']:.1f} s")

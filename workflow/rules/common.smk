@@ -10,8 +10,10 @@ from pathlib import Path
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.methods import METHODS
 from qhyer.runs import STUDIES, eval_schedule, merge_config, run_dir, study_variants, train_steps
+from qhyer.workflow_config import check_workflow_config
 
 BUDGETS_DIR = Path(workflow.current_basedir).parent / "config" / "budgets"
+SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
 
 
 def _budget_name(cfg):
@@ -27,7 +29,10 @@ if not _budget_file.exists():
     raise WorkflowError(f"unknown budget '{config['budget']}': use one of "
                         + ", ".join(sorted(p.stem for p in BUDGETS_DIR.glob("*.yaml"))))
 config = merge_config(yaml.safe_load(_budget_file.read_text()), dict(config))
-validate(config, schema="../schemas/config.schema.yaml")
+# The schema, then what the jobs would reject (registry names, method fields and types, nan): one line each.
+_problems = check_workflow_config(config, yaml.safe_load(SCHEMA.read_text()))
+if _problems:
+    raise WorkflowError("invalid workflow config:\n" + "\n".join(_problems))
 
 BUDGET = config["budget"]
 DATA = f"{config['data_root']}/{BUDGET}"

@@ -1,6 +1,8 @@
 # One training run per study × variant × method × dataset × seed. The declared output is summary.json, not
 # the checkpoint: Snakemake deletes the outputs of a killed job, and the trainer resumes from
-# checkpoints/last.pt when it is rerun. Identity (budget, study, variant) is passed as fields the run records.
+# checkpoints/last.pt when it is rerun; a rerun because params changed restarts from zero instead
+# (train.on_changed_config=restart: that checkpoint belongs to the old config). Identity (budget, study, variant)
+# is passed as fields the run records.
 
 
 rule train:
@@ -27,4 +29,4 @@ rule train:
         "python -m qhyer.train method={wildcards.method} dataset={wildcards.dataset} seed={wildcards.seed} "
         "budget={params.budget:q} study={wildcards.study} variant={wildcards.variant} data_dir={params.data:q} "
         "run_dir={params.run:q} train.steps={params.steps} train.threads={threads} train.progress=false "
-        "eval.enabled=false {params.overrides} > {log:q} 2>&1"
+        "eval.enabled=false train.on_changed_config=restart {params.overrides} > {log:q} 2>&1"

@@ -1,0 +1,152 @@
+"""Checks of the workflow config (workflow/config/config.yaml merged with its budget) at DAG parse time.
+
+The DAG calls `check_workflow_config` where it loads its config (workflow/rules/common.smk), so what a job would
+reject — a dataset the registry does not know, τ = nan, a misspelled `method_overrides` key or a value of the
+wrong type — stops `snakemake` before any job runs, with one line per problem instead of a schema dump.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from typing import Any
+
+import jsonschema
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from qhyer.agent import dataset_family
+from qhyer.data.registry import DATASETS
+from qhyer.errors import ConfigError
+from qhyer.methods import METHODS, method_classes
+from qhyer.runs import STUDIES, study_datasets, study_variants
+
+# Where each study's datasets are listed in the config (the main study: Tables 1 and 2's lists).
+DATASET_LISTS = ("table1_datasets", "table2_datasets", "ablation.datasets", "tau_sweep.datasets",
+                 "source_protocol.datasets")
+STEPS_KEY = "steps"  # the one method_overrides key that is not a `method.<field>` (qhyer.runs.train_steps)
+
+
+def check_workflow_config(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """One line per problem of a merged workflow config; an empty list when the DAG can run it.
+
+    The schema comes first (the other checks need its structure); then dataset names against the registry,
+    `train.method_overrides` against each method's config dataclass, and every run's method config (budget
+    overrides, then the study variant's fields) through the validation the trainer applies.
+    """
+    problems = [_schema_line(error) for error in
+                sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(config),
+                       key=lambda error: [str(part) for part in error.absolute_path])]
+    if problems:
+        return problems
+    problems += _non_finite_numbers(config) + _unknown_datasets(config)
+    overrides, override_problems = _method_overrides(config["train"]["method_overrides"])
+    problems += override_problems
+    if not problems:
+        problems += _run_config_problems(config, overrides)
+    return problems
+
+
+def _where(path: Any) -> str:
+    return ".".join(map(str, path)) or "config"
+
+
+def _schema_line(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return (f"{_where(error.absolute_path)}: unknown key {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(error.schema.get('properties', {}))})")
+    return f"{_where(error.absolute_path)}: {' '.join(error.message.split())}"
+
+
+def _suggestion(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean '{close[0]}'?" if close else "`python -m qhyer.data list` shows every dataset"
+
+
+def _non_finite_numbers(value: Any, path: tuple = ()) -> list[str]:
+    """JSON schema bounds let nan through (every comparison with nan is false)."""
+    if isinstance(value, dict):
+        return [line for key, item in value.items() for line in _non_finite_numbers(item, (*path, key))]
+    if isinstance(value, list):
+        return [line for index, item in enumerate(value) for line in _non_finite_numbers(item, (*path, index))]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{_where(path)}: must be a finite number (got {value})"]
+    return []
+
+
+def _unknown_datasets(config: dict[str, Any]) -> list[str]:
+    problems = []
+    for where in DATASET_LISTS:
+        section, _, key = where.rpartition(".")
+        names = config.get(section, {}).get(key, []) if section else config[key]
+        problems += [f"{where}: unknown dataset '{name}' ({_suggestion(name, DATASETS)})"
+                     for name in names if name not in DATASETS]
+    return problems
+
+
+def _method_overrides(overrides: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """({method: {field: value}} of the valid `method.<field>` overrides, one line per invalid key or value)."""
+    valid, problems = {}, []
+    for method, keys in overrides.items():
+        where = f"train.method_overrides.{method}"
+        if method not in METHODS:
+            problems.append(f"{where}: unknown method '{method}' (use one of: {', '.join(METHODS)})")
+            continue
+        config_cls = method_classes(method)[0]
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        valid[method] = {}
+        for key, value in keys.items():
+            if key == STEPS_KEY:
+                if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+                    problems.append(f"{where}.{key}: must be an integer of at least 1 (got {value!r})")
+                continue
+            group, _, field = key.partition(".")
+            if group != "method" or field not in fields:
+                hint = (f"{config_cls.__name__} has no field '{field}'" if group == "method" else
+                        f"keys are '{STEPS_KEY}' or 'method.<field>'")
+                close = difflib.get_close_matches(field, fields, n=1) if group == "method" else []
+                problems.append(f"{where}: unknown key '{key}' ({hint}"
+                                + (f"; did you mean 'method.{close[0]}'?)" if close else ")"))
+                continue
+            problem = _typed_value_problem(config_cls, field, value)
+            if problem:
+                problems.append(f"{where}.{key}: {problem}")
+            else:
+                valid[method][field] = value
+    return valid, problems
+
+
+def _typed_value_problem(config_cls: type, field: str, value: Any) -> str | None:
+    """Why `value` cannot set `field` of `config_cls` as the job's Hydra override would (None: it can)."""
+    try:
+        OmegaConf.merge(OmegaConf.structured(config_cls), {field: value})
+    except OmegaConfBaseException as err:
+        return str(err).splitlines()[0]  # OmegaConf appends key and type details on further lines
+    return None
+
+
+def _run_config_problems(config: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> list[str]:
+    """Every run's method config as the trainer builds it (budget overrides, then the variant's fields, then the
+    dataset family's defaults), validated the same way; one line per distinct problem of a study variant."""
+    problems: dict[str, None] = {}  # ordered and without repeats: datasets of one family fail alike
+    for study, spec in STUDIES.items():
+        if spec.section and spec.section not in config:
+            continue
+        for variant, fields in study_variants(study, config).items():
+            for method in spec.methods or config["methods"]:
+                config_cls = method_classes(method)[0]
+                where = f"{study} study, variant {variant}, {method}"
+                try:
+                    method_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config_cls),
+                                                                     overrides.get(method, {}), fields))
+                except OmegaConfBaseException as err:
+                    problems[f"{where}: {str(err).splitlines()[0]}"] = None
+                    continue
+                for dataset in study_datasets(study, config):
+                    try:
+                        method_cfg.for_family(dataset_family(DATASETS[dataset]))
+                    except ConfigError as err:
+                        problems[f"{where}: {err}"] = None
+    return list(problems)
