@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--episodes-per-task", type=int, default=None, help="default: the run's eval config")
     parser.add_argument("--num-envs", type=int, default=None, help="episodes stepped together")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that step the envs (default: the run's eval.workers, 1 = this process)")
     parser.add_argument("--max-steps", type=int, default=0, help="cap on episode length (0 = official limit)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-partial", action="store_true",
                         help="evaluate an unfinished run's last checkpoint (rows say the step it reached)")
     args = parser.parse_args(argv)
-    for flag in ("episodes_per_task", "num_envs"):
+    for flag in ("episodes_per_task", "num_envs", "workers"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.max_steps < 0 or args.threads < 0:
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.allow_partial:
         check_finished(args.run_dir, cfg)
     eval_cfg = dataclasses.replace(cfg.eval, episodes_per_task=args.episodes_per_task or cfg.eval.episodes_per_task,
-                                   num_envs=args.num_envs or cfg.eval.num_envs)
+                                   num_envs=args.num_envs or cfg.eval.num_envs,
+                                   workers=args.workers or cfg.eval.workers)
     cfg = dataclasses.replace(cfg, eval=eval_cfg, train=dataclasses.replace(cfg.train, progress=not args.no_progress))
     with folder_lock(args.run_dir):  # a trainer or another evaluation of this folder fails at once
         headline = evaluate_run(args.run_dir, cfg, device=args.device, max_steps=args.max_steps or None,

@@ -78,6 +78,7 @@ class EvalConfig:
     enabled: bool = True
     episodes_per_task: int = 50   # OGBench final numbers use 50 per task (impls/hyperparameters.sh)
     num_envs: int = 25            # episodes stepped together, one model call per step for all
+    workers: int = 1              # processes stepping those envs (qhyer/rollout/workers.py); 1 = the trainer's own
     # Evaluation schedule: which checkpoints are evaluated and how a seed's score is made from them.
     every: int = 0                # keep an evaluation checkpoint every `every` updates (0: the final one only)
     aggregate: str = "final"      # final | mean_last (OGBench: mean of the evaluations at 800k, 900k, 1M) |
@@ -88,8 +89,8 @@ class EvalConfig:
         """Reject a schedule the run cannot follow, before any training."""
         if self.aggregate not in EVAL_AGGREGATES:
             raise ConfigError(f"eval.aggregate must be one of {', '.join(EVAL_AGGREGATES)} (got '{self.aggregate}')")
-        if self.every < 0 or self.last_k < 1 or self.episodes_per_task < 1 or self.num_envs < 1:
-            raise ConfigError("eval.every must be >= 0 and eval.last_k, episodes_per_task, num_envs >= 1")
+        if self.every < 0 or min(self.last_k, self.episodes_per_task, self.num_envs, self.workers) < 1:
+            raise ConfigError("eval.every must be >= 0 and eval.last_k, episodes_per_task, num_envs, workers >= 1")
         if self.aggregate != "final" and not self.every:
             raise ConfigError(f"eval.aggregate={self.aggregate} needs eval.every > 0 (the evaluation interval)")
         if self.aggregate == "mean_last" and self.every and len(self.steps(steps)) < self.last_k:
@@ -525,8 +526,8 @@ def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | Non
     spec = get_spec(cfg.dataset)
     agent.eval()
     episodes = evaluate_policy(agent.policy(), spec, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed,
-                               num_envs=cfg.eval.num_envs, method=cfg.method.name, progress=cfg.train.progress,
-                               max_steps=max_steps)
+                               num_envs=cfg.eval.num_envs, workers=cfg.eval.workers, method=cfg.method.name,
+                               progress=cfg.train.progress, max_steps=max_steps)
     if spec.family != "ogbench":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
     return episodes.assign(budget=cfg.budget, study=cfg.study, variant=cfg.variant, step=step)

@@ -9,6 +9,10 @@ Maze2d return = steps within 0.5 of the fixed goal over 300/600/800 steps, norma
 Batching: B episodes run in lockstep, one `policy.act` call per step for all of them; ended episodes stay in
 the batch, inactive. Each episode draws its seeds from (seed, task, episode index) only (`episode_seeds`), so a
 policy that acts on each episode independently gets identical per-episode results at any `num_envs`.
+
+Parallel evaluation (`workers` > 1, qhyer/rollout/workers.py): the envs live in worker processes, the policy
+stays here and is still called once per step for all episodes, so results are identical to `workers=1` for
+the same `num_envs` (the policy sees the same batches).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from qhyer.errors import ConfigError
 from qhyer.io import atomic_path
 from qhyer.rollout.eval_env import EvalEnv, episode_seeds, eval_tasks
 from qhyer.rollout.policy import Policy, StepInput
+from qhyer.rollout.workers import EnvWorkers, LocalEnvs
+
+EnvPool = LocalEnvs | EnvWorkers
 
 COLUMNS = ("method", "dataset", "seed", "task", "episode", "success", "return", "length")
 
@@ -44,6 +51,15 @@ def make_envs(spec: DatasetSpec, n: int, max_steps: int | None = None) -> list[E
     return [EvalEnv(spec, eval_horizon(spec, max_steps)) for _ in range(n)]
 
 
+def make_env_pool(spec: DatasetSpec, n: int, max_steps: int | None = None, workers: int = 1) -> EnvPool:
+    """`n` envs in this process (`workers` = 1) or spread over `workers` processes; close it after use."""
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1 (got {workers})")
+    if workers == 1:
+        return LocalEnvs(make_envs(spec, n, max_steps))
+    return EnvWorkers(spec, eval_horizon(spec, max_steps), n, workers)
+
+
 def _goal_input(policy: Policy, spec: DatasetSpec, goal_observations: np.ndarray) -> np.ndarray:
     if policy.goal_rep == "full":
         return goal_observations
@@ -52,17 +68,18 @@ def _goal_input(policy: Policy, spec: DatasetSpec, goal_observations: np.ndarray
     raise ConfigError(f"policy goal_rep must be 'full' or 'task' (got '{policy.goal_rep}')")
 
 
-def _run_batch(policy: Policy, spec: DatasetSpec, envs: list[EvalEnv], jobs: list[tuple[int, int]], seed: int,
+def _run_batch(policy: Policy, spec: DatasetSpec, envs: EnvPool, jobs: list[tuple[int, int]], seed: int,
                horizon: int) -> list[tuple[int, int, bool, float, int]]:
-    """Roll out one batch of (task, episode) jobs in lockstep; returns (task, episode, success, return, length)."""
+    """Roll out one batch of (task, episode) jobs in lockstep in slots 0..len(jobs)-1 of `envs`; returns
+    (task, episode, success, return, length) per job."""
     b = len(jobs)
     seeds = [episode_seeds(seed, task, episode) for task, episode in jobs]
-    starts = [env.reset(task, s) for env, (task, _), s in zip(envs, jobs, seeds, strict=True)]
-    goals = _goal_input(policy, spec, np.stack([goal for _, goal in starts]).astype(np.float32))
+    start_observations, goal_observations = envs.reset([(task, s) for (task, _), s in zip(jobs, seeds, strict=True)])
+    goals = _goal_input(policy, spec, goal_observations.astype(np.float32))
     observations = np.zeros((b, horizon + 1, spec.obs_dim), np.float32)
     actions = np.zeros((b, horizon, spec.action_dim), np.float32)
     rewards = np.zeros((b, horizon), np.float32)
-    observations[:, 0] = np.stack([obs for obs, _ in starts])
+    observations[:, 0] = start_observations
     active, success = np.ones(b, bool), np.zeros(b, bool)
     lengths = np.zeros(b, np.int64)
     policy_seeds = np.array([s.policy for s in seeds], np.uint32)
@@ -76,10 +93,10 @@ def _run_batch(policy: Policy, spec: DatasetSpec, envs: list[EvalEnv], jobs: lis
         if chosen.shape != (b, spec.action_dim):
             raise ValueError(f"policy returned actions of shape {chosen.shape}, expected {(b, spec.action_dim)}")
         observations[:, t + 1] = observations[:, t]  # ended episodes keep their last observation
-        for i in np.flatnonzero(active):
-            obs, rewards[i, t], ended, success[i] = envs[i].step(chosen[i])
-            observations[i, t + 1], actions[i, t], lengths[i] = obs, chosen[i], t + 1
-            active[i] = not ended
+        stepped = np.flatnonzero(active)
+        obs, rewards[stepped, t], ended, success[stepped] = envs.step(stepped, chosen[stepped])
+        observations[stepped, t + 1], actions[stepped, t], lengths[stepped] = obs, chosen[stepped], t + 1
+        active[stepped] = ~ended
         if not active.any():
             break
     returns = rewards.sum(1, dtype=np.float64)
@@ -90,13 +107,15 @@ def _run_batch(policy: Policy, spec: DatasetSpec, envs: list[EvalEnv], jobs: lis
 def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int = 50, seed: int = 0,
                     num_envs: int = 25, method: str = "", progress: bool = False,
                     max_steps: int | None = None, tasks: tuple[int, ...] | None = None,
-                    envs: list[EvalEnv] | None = None) -> pd.DataFrame:
+                    envs: list[EvalEnv] | EnvPool | None = None, workers: int = 1) -> pd.DataFrame:
     """Evaluate `policy` on `spec`'s protocol; one row per episode with the columns of COLUMNS.
 
     `max_steps` caps the episode length below the official limit (smoke runs only); `tasks` restricts the
     OGBench tasks (default all five). The caller tags the rows with how the policy was trained.
     `envs` (from `make_envs`) lets several evaluations share environments, which are slow to build for OGBench
     (about 1-2 s each); every episode resets its env from its own seed, so sharing changes no result.
+    `workers` > 1 steps the envs in that many processes (when `envs` is given, it decides instead: a pool from
+    `make_env_pool` may live in workers).
     """
     for label, value in (("episodes_per_task", episodes_per_task), ("num_envs", num_envs)):
         if value < 1:
@@ -107,22 +126,32 @@ def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int
     if unknown:
         raise ConfigError(f"{spec.name} has no tasks {unknown}", f"use some of {list(eval_tasks(spec))}")
     jobs = [(task, episode) for task in tasks for episode in range(episodes_per_task)]
-    if envs is None:
-        envs = make_envs(spec, min(num_envs, len(jobs)), max_steps)
-    elif not envs or any(env.spec != spec or env.horizon != horizon for env in envs):
-        raise ConfigError(f"envs must be a non-empty list of {spec.name} environments with a {horizon}-step limit",
-                          "build them with make_envs(spec, n, max_steps)")
-    envs = envs[:num_envs]
+    pool = make_env_pool(spec, min(num_envs, len(jobs)), max_steps, workers) if envs is None else _given_pool(
+        envs, spec, horizon)
+    batch_size = min(num_envs, len(pool))
     results = []
-    with tqdm(total=len(jobs), desc=f"eval {method or 'policy'} {spec.name}", unit="episode",
-              disable=not progress) as bar:
-        for start in range(0, len(jobs), len(envs)):
-            batch = jobs[start:start + len(envs)]
-            results += _run_batch(policy, spec, envs[:len(batch)], batch, seed, horizon)
-            bar.update(len(batch))
+    try:
+        with tqdm(total=len(jobs), desc=f"eval {method or 'policy'} {spec.name}", unit="episode",
+                  disable=not progress) as bar:
+            for start in range(0, len(jobs), batch_size):
+                batch = jobs[start:start + batch_size]
+                results += _run_batch(policy, spec, pool, batch, seed, horizon)
+                bar.update(len(batch))
+    finally:
+        if envs is None:
+            pool.close()
     frame = pd.DataFrame(results, columns=["task", "episode", "success", "return", "length"])
     frame = frame.assign(method=method, dataset=spec.name, seed=seed)
     return frame[list(COLUMNS)]
+
+
+def _given_pool(envs: list[EvalEnv] | EnvPool, spec: DatasetSpec, horizon: int) -> EnvPool:
+    pool = envs if isinstance(envs, LocalEnvs | EnvWorkers) else LocalEnvs(envs) if envs else None
+    if pool is None or pool.spec != spec or pool.horizon != horizon or (
+            isinstance(envs, list) and any(env.spec != spec or env.horizon != horizon for env in envs)):
+        raise ConfigError(f"envs must be a non-empty list (or pool) of {spec.name} environments with a "
+                          f"{horizon}-step limit", "build them with make_envs or make_env_pool(spec, n, max_steps)")
+    return pool
 
 
 def summarize(episodes: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:

@@ -9,6 +9,7 @@ rule evaluate:
     params:
         episodes=lambda wc: eval_schedule(wc.dataset, config, wc.study)["episodes_per_task"],
         envs=config["eval"]["num_envs"],
+        workers=config["eval"].get("workers", 1),
         max_steps=config["eval"]["max_steps"],
         run=lambda wc, input: os.path.dirname(input[0]),
     threads: config["train"]["threads"]
@@ -22,4 +23,4 @@ rule evaluate:
         "../../environment.yml"
     shell:
         "python -m qhyer.evaluate {params.run:q} --episodes-per-task {params.episodes} --num-envs {params.envs} "
-        "--max-steps {params.max_steps} --threads {threads} --no-progress > {log:q} 2>&1"
+        "--workers {params.workers} --max-steps {params.max_steps} --threads {threads} --no-progress > {log:q} 2>&1"
