@@ -127,26 +127,40 @@ def _typed_value_problem(config_cls: type, field: str, value: Any) -> str | None
     return None
 
 
-def _run_config_problems(config: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> list[str]:
-    """Every run's method config as the trainer builds it (budget overrides, then the variant's fields, then the
-    dataset family's defaults), validated the same way; one line per distinct problem of a study variant."""
-    problems: dict[str, None] = {}  # ordered and without repeats: datasets of one family fail alike
-    for study, spec in STUDIES.items():
-        if spec.section and spec.section not in config:
-            continue
-        for variant, fields in study_variants(study, config).items():
-            for method in spec.methods or config["methods"]:
-                config_cls = method_classes(method)[0]
-                where = f"{study} study, variant {variant}, {method}"
-                try:
-                    method_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config_cls),
-                                                                     overrides.get(method, {}), fields))
-                except OmegaConfBaseException as err:
-                    problems[f"{where}: {str(err).splitlines()[0]}"] = None
-                    continue
-                for dataset in study_datasets(study, config):
-                    try:
-                        method_cfg.for_family(dataset_family(DATASETS[dataset]))
-                    except ConfigError as err:
-                        problems[f"{where}: {err}"] = None
+def _method_config_problems(method: str, layers: list[dict[str, Any]], families: set[str]) -> list[str]:
+    """The method's config with `layers` of fields applied in order, validated for each dataset family as the
+    trainer does (`for_family`); one message per distinct problem."""
+    try:
+        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(method_classes(method)[0]), *layers))
+    except OmegaConfBaseException as err:
+        return [str(err).splitlines()[0]]
+    problems: dict[str, None] = {}  # ordered, without repeats: families often fail alike
+    for family in sorted(families):
+        try:
+            config.for_family(family)
+        except ConfigError as err:
+            problems[str(err)] = None
     return list(problems)
+
+
+def _run_config_problems(config: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> list[str]:
+    """Every run's method config as the trainer builds it: the budget's overrides (reported under their key), then
+    each study variant's fields (reported once per study, at the first variant that fails)."""
+    def families(study: str) -> set[str]:
+        return {dataset_family(DATASETS[name]) for name in study_datasets(study, config)}
+
+    studies = [study for study, spec in STUDIES.items() if not spec.section or spec.section in config]
+    all_families = set().union(*map(families, studies))
+    of_overrides = {method: _method_config_problems(method, [fields], all_families)
+                    for method, fields in overrides.items()}
+    lines = [f"train.method_overrides.{method}: {problem}"
+             for method, found in of_overrides.items() for problem in found]
+    by_study: dict[tuple[str, str], str] = {}
+    for study in studies:
+        spec = STUDIES[study]
+        for variant, fields in study_variants(study, config).items():
+            for method in [m for m in spec.methods or config["methods"] if not of_overrides.get(m)]:
+                for problem in _method_config_problems(method, [overrides.get(method, {}), fields], families(study)):
+                    by_study.setdefault((study, problem), f"{spec.section or 'main'} variant {variant}, {method}: "
+                                                          f"{problem}")
+    return [*lines, *by_study.values()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from test_trainer import DATASET, tiny_config
 
 from qhyer import evaluate as evaluate_cli
@@ -419,3 +421,166 @@ def test_ctrl_c_in_train_is_one_line_exit_130_and_resumable(tmp_path):
     assert stderr.strip().splitlines()[-1] == "error: interrupted; partial outputs were not kept"
     assert not (run_dir / "summary.json").exists() and not temporaries(run_dir)
     assert torch.load(checkpoint_path(run_dir), weights_only=False)["step"] % 5 == 0
+
+
+# === DAG config, dataset generation, report, refused resumes through the CLI =========================================
+# Added with issue 11's remaining parts: what the DAG rejects at parse time (qhyer/workflow_config.py), the
+# generator's output folder and per-dataset lock, the report on a killed run, and a refused resume through Hydra.
+def dag_dry_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", *args], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+def config_problems(result: subprocess.CompletedProcess) -> list[str]:
+    """The problem lines Snakemake prints under `invalid workflow config:` (up to its `File ...` trace line)."""
+    lines = (result.stdout + result.stderr).splitlines()  # Snakemake logs to stdout when it is not a terminal
+    assert "invalid workflow config:" in lines, result.stdout + result.stderr
+    rest = lines[lines.index("invalid workflow config:") + 1:]
+    return rest[:next((i for i, line in enumerate(rest) if line.startswith("  File ")), None)]
+
+
+DAG_REJECTED = [
+    (["table1_datasets=[cube-singel-play-v0]"], None,
+     "table1_datasets: unknown dataset 'cube-singel-play-v0' (did you mean 'cube-single-play-v0'?)"),
+    (["ablation={datasets: [puzzle-9x9-play-v0], backbones: [hybrid], conditionings: [nf]}"], None,
+     "ablation.datasets: unknown dataset 'puzzle-9x9-play-v0'"),
+    ([], "tau_sweep: {datasets: [cube-single-play-v0], taus: [.nan]}",
+     "tau_sweep.taus.0: must be a finite number (got nan)"),
+    ([], "tau_sweep: {datasets: [cube-single-play-v0], taus: [1.5]}",
+     "tau_sweep.taus.0: 1.5 is greater than or equal to the maximum of 1"),
+    (["train={method_overrides: {gcbc: {method.batch_sise: 32}}}"], None,
+     "train.method_overrides.gcbc: unknown key 'method.batch_sise' (GCBCConfig has no field 'batch_sise'; "
+     "did you mean 'method.batch_size'?)"),
+    (["train={method_overrides: {gcbx: {method.lr: 0.1}}}"], None,
+     "train.method_overrides.gcbx: unknown method 'gcbx'"),
+    (["train={method_overrides: {gcbc: {method.batch_size: many}}}"], None,
+     "train.method_overrides.gcbc.method.batch_size: Value 'many' of type 'str' could not be converted to Integer"),
+    ([], "train: {method_overrides: {qhyer: {method.expectile_tau: 0.3}}}",
+     "train.method_overrides.qhyer: expectile_tau must lie in [0.5, 1) (got 0.3)"),
+    (["colour=blue"], None, "config: unknown key 'colour' (known: budget, data_root"),
+]
+
+
+@pytest.mark.parametrize("config, configfile, line", DAG_REJECTED, ids=[line[:40] for *_, line in DAG_REJECTED])
+def test_dag_rejects_bad_config_at_parse_time_one_line_each(tmp_path, config, configfile, line):
+    extra = []
+    if configfile:
+        (tmp_path / "extra.yaml").write_text(configfile + "\n")
+        extra = ["--configfile", str(tmp_path / "extra.yaml")]
+    result = dag_dry_run(*extra, "--config", "budget=smoke", *config)
+    assert result.returncode != 0
+    problems = config_problems(result)
+    assert len(problems) == 1 and problems[0].startswith(line), problems
+
+
+@pytest.mark.parametrize("budget", ["smoke", "quick", "paper"])
+def test_every_budget_passes_the_dag_config_check(budget):
+    from qhyer.runs import workflow_config
+    from qhyer.workflow_config import check_workflow_config
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert check_workflow_config(workflow_config(REPO / "workflow" / "config", budget), schema) == []
+
+
+def test_dag_quotes_paths_with_spaces():
+    runs, data = "/nonexistent/my runs", "/nonexistent/my data"
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--config", "budget=smoke",
+                             f"runs_root={runs}", f"data_root={data}", "--",
+                             f"{runs}/smoke/main/default/gcbc/cube-single-play-v0/seed0/eval_episodes.csv"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    commands = {words[2]: words for words in (shlex.split(line.removeprefix("Shell command: "))
+                                              for line in result.stdout.splitlines()
+                                              if line.startswith("Shell command: python -m qhyer."))}
+    run = f"{runs}/smoke/main/default/gcbc/cube-single-play-v0/seed0"
+    assert commands.keys() == {"qhyer.data", "qhyer.train", "qhyer.evaluate"}
+    assert f"{data}/smoke" in commands["qhyer.data"]  # each path one shell word
+    assert {f"run_dir={run}", f"data_dir={data}/smoke", "train.on_changed_config=restart"} <= set(
+        commands["qhyer.train"])
+    assert run in commands["qhyer.evaluate"]
+
+
+def generate_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qhyer.data", "generate", *args, "--no-progress"], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def assert_cli_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_generate_into_a_file_is_refused_before_generating(tmp_path):
+    (tmp_path / "data").write_text("not a folder")
+    started = time.monotonic()
+    result = generate_cli("cube-single-play", "--out", "data", cwd=tmp_path)
+    assert_cli_error(result, "--out data is not a writable folder")
+    assert time.monotonic() - started < 60  # 1000 official episodes would take an hour
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_generate_into_a_read_only_folder_is_refused(tmp_path):
+    (tmp_path / "data").mkdir(mode=0o555)
+    assert_cli_error(generate_cli("maze2d-umaze", "--out", "data", cwd=tmp_path), "not a writable folder")
+
+
+def test_a_second_generator_of_one_dataset_fails_at_once_others_go_on(tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from qhyer.io import folder_lock\n"
+                               f"with folder_lock({str(out)!r}, '.maze2d-umaze-v1.lock'):\n"
+                               " print('held', flush=True); time.sleep(60)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_cli_error(generate_cli("maze2d-umaze", "--out", "data", "--steps", "50", cwd=tmp_path),
+                         "maze2d-umaze-v1.lock is in use by", f"pid {holder.pid}")
+        assert not (out / "maze2d-umaze-v1.hdf5").exists()
+        assert generate_cli("maze2d-medium", "--out", "data", "--steps", "50", cwd=tmp_path).returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (out / "maze2d-medium-v1.hdf5").exists() and (out / "maze2d-medium-v1.manifest.json").exists()
+
+
+def test_generate_removes_its_own_stale_temporaries_only(tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    own, other = out / ".maze2d-umaze-v1.hdf5.k1ll3d.hdf5.tmp", out / ".maze2d-medium-v1.hdf5.running.hdf5.tmp"
+    for path in (own, other):
+        path.write_bytes(b"partial")
+    assert generate_cli("maze2d-umaze", "--out", "data", "--steps", "50", cwd=tmp_path).returncode == 0
+    assert not own.exists() and other.exists()  # another generator may still be writing the other one
+
+
+def test_report_refuses_a_killed_run(tmp_path, monkeypatch):
+    run_dir = killed_run(tmp_path, monkeypatch)
+    assert checkpoint_path(run_dir).exists()
+    out = tmp_path / "results" / "table1.csv"
+    result = subprocess.run([sys.executable, "-m", "qhyer.report", "table1", "--runs", str(run_dir), "--out", str(out)],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert_cli_error(result, str(run_dir), "no summary.json", "did not finish")
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_refused_resume_through_the_cli_leaves_the_folder_byte_identical(tmp_path):
+    """Hydra used to rewrite the folder's .hydra/ with the rejected config; the path has a space (DAG roots may)."""
+    data_dir = Path(gcbc(tmp_path).data_dir)
+    run_dir = tmp_path / "my runs" / "gcbc"
+    argv = ["method=gcbc", f"dataset={DATASET}", f"data_dir={data_dir}", f"run_dir={run_dir}", "seed=3",
+            "method.batch_size=8", "train.steps=4", "train.progress=false", "train.threads=1", "eval.enabled=false"]
+    first = subprocess.run([sys.executable, "-m", "qhyer.train", *argv], cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert (run_dir / "summary.json").exists() and not (run_dir / ".hydra").exists()
+    before = folder_bytes(run_dir)
+    refused = subprocess.run([sys.executable, "-m", "qhyer.train", *argv, "method.lr=0.1"], cwd=tmp_path,
+                             capture_output=True, text=True)
+    assert_cli_error(refused, "different config", "method.lr")
+    assert folder_bytes(run_dir) == before
