@@ -24,6 +24,9 @@ from typing import Any
 from qhyer.errors import BusyError
 
 PROVENANCE_PACKAGES = ("torch", "numpy", "ogbench", "mujoco", "gymnasium", "nflows", "h5py", "pandas")
+# The recorded packages whose version changes a run's numbers (MuJoCo and ogbench: the regenerated data; torch,
+# numpy, nflows: training and evaluation); tables and the claims check compare runs on these.
+NUMBER_PACKAGES = ("torch", "numpy", "mujoco", "ogbench", "nflows")
 
 
 @contextlib.contextmanager

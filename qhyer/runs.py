@@ -14,6 +14,7 @@ Adding a study = one entry in `STUDIES` (plus its section in the workflow config
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError, DataError
+from qhyer.io import NUMBER_PACKAGES, git_commit, package_versions
 
 # The run folder below the runs root; identity fields only, so two runs never share a folder.
 RUN_DIR = "{runs_root}/{budget}/{study}/{variant}/{method}/{dataset}/seed{seed}"
@@ -178,7 +180,101 @@ def record_row(summary: dict, run: Path) -> dict[str, Any]:
     row.update({f"protocol.{k}": summary["protocol"].get(k) for k in PROTOCOL_FIELDS})
     for key, value in summary["method_config"].items():
         row[f"method.{key}"] = json.dumps(value) if isinstance(value, list | dict) else value
+    row.update(provenance_fields(summary.get("provenance") or {}))
     return row
+
+
+# --- provenance -----------------------------------------------------------------------------------------------
+
+UNKNOWN = "unknown"
+PROVENANCE_COLUMNS = ("commit", "dataset_sha256", "versions")
+
+
+def versions_label(versions: dict[str, str]) -> str:
+    """`torch=2.5.1 numpy=2.1.3 ...`: the versions of the packages that change numbers (io.NUMBER_PACKAGES)."""
+    return " ".join(f"{name}={versions.get(name, UNKNOWN)}" for name in NUMBER_PACKAGES)
+
+
+def provenance_fields(provenance: dict) -> dict[str, str]:
+    """A run's recorded provenance (io.provenance) as record columns: `commit` (`<sha>`, or `<sha>-dirty` when
+    tracked files had uncommitted changes), `dataset_sha256` of its training file, `versions` (`versions_label`);
+    `unknown` where the run recorded none."""
+    return {"commit": provenance.get("commit") or UNKNOWN,
+            "dataset_sha256": (provenance.get("inputs_sha256") or {}).get("dataset") or UNKNOWN,
+            "versions": versions_label(provenance.get("versions") or {})}
+
+
+def checkout_provenance() -> dict[str, str]:
+    """The current checkout's commit (with its dirty flag) and installed versions, as `provenance_fields` names
+    them (no dataset: a checkout has none of its own)."""
+    return {"commit": git_commit(), "versions": versions_label(package_versions(NUMBER_PACKAGES))}
+
+
+def _split_versions(label: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in label.split())
+
+
+def _per_package(records: pd.DataFrame) -> pd.DataFrame:
+    """One column per package of NUMBER_PACKAGES: the version each run recorded."""
+    return pd.DataFrame([_split_versions(label) for label in records["versions"]], index=records.index)
+
+
+def run_label(record: dict | pd.Series) -> str:
+    """`<study>/<variant>/<method>/<dataset>/seed<N>`: a run, as a warning names it."""
+    return f"{record['study']}/{record['variant']}/{record['method']}/{record['dataset']}/seed{record['seed']}"
+
+
+def _spread(what: str, values: pd.Series, records: pd.DataFrame, shown: int = 3) -> str:
+    """`what: A (5 runs) vs B (2 runs: run, run)`: every value with its count, most common first; the runs of every
+    other value are named (the first `shown`)."""
+    counts = Counter(values)
+    parts = []
+    for rank, (value, count) in enumerate(counts.most_common()):
+        part = f"{value} ({count} run{'s' if count > 1 else ''}"
+        if rank:
+            names = [run_label(r) for _, r in records[values == value].head(shown).iterrows()]
+            part += ": " + ", ".join(names) + (f", +{count - shown} more" if count > shown else "")
+        parts.append(part + ")")
+    return f"{what}: " + " vs ".join(parts)
+
+
+def provenance_differences(records: pd.DataFrame) -> list[str]:
+    """What the runs' provenance is mixed in — commits, one dataset's sha256, one package's version — one phrase
+    each naming the runs that differ; empty when every run shares one provenance. `records`: one row per run."""
+    if records.empty:
+        return []
+    out = [_spread("commit", records["commit"], records)] if records["commit"].nunique() > 1 else []
+    for dataset, group in records.groupby("dataset", sort=False):
+        if group["dataset_sha256"].nunique() > 1:
+            out.append(_spread(f"{dataset} sha256", group["dataset_sha256"].str[:12], group))
+    packages = _per_package(records)
+    out += [_spread(name, packages[name], records) for name in packages if packages[name].nunique() > 1]
+    return out
+
+
+def checkout_differences(records: pd.DataFrame, checkout: dict[str, str]) -> list[str]:
+    """How the runs differ from `checkout` (`checkout_provenance`): their commits, and every package version
+    that is not the installed one; empty when they match it."""
+    if records.empty:
+        return []
+    out = []
+    commits = sorted(set(records["commit"]) - {checkout["commit"]})
+    if commits:
+        out.append(f"commit {', '.join(commits)} (checkout: {checkout['commit']})")
+    installed, packages = _split_versions(checkout["versions"]), _per_package(records)
+    for name in packages:
+        other = sorted(set(packages[name]) - {installed.get(name)})
+        if other:
+            out.append(f"{name} {', '.join(other)} (installed: {installed.get(name, UNKNOWN)})")
+    return out
+
+
+def provenance_warning(records: pd.DataFrame, checkout: dict[str, str]) -> str | None:
+    """One line when the runs are of mixed provenance or differ from the current checkout; None when neither."""
+    mixed, drift = provenance_differences(records), checkout_differences(records, checkout)
+    parts = ([f"runs of mixed provenance — {'; '.join(mixed)}"] if mixed else []) + \
+        ([f"runs differ from the current checkout — {'; '.join(drift)}"] if drift else [])
+    return "WARNING: " + "; and ".join(parts) if parts else None
 
 
 def run_folders(paths: Iterable[str | Path]) -> list[Path]:

@@ -4,6 +4,8 @@ eval_episodes.csv of every scheduled checkpoint, metrics.csv), with chosen score
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +16,7 @@ import pandas as pd
 
 from qhyer.agent import dataset_family
 from qhyer.data.registry import get_spec
+from qhyer.io import git_commit, package_versions
 from qhyer.methods import method_classes
 from qhyer.report.tables import DT_METRICS
 from qhyer.rollout.eval_env import eval_tasks
@@ -30,6 +33,19 @@ CARD_DT = {"play": {"delta_mean": 0.38, "abar_first_state": 0.92, "memory_steps_
 DT_VALUES = {kind: {m: card.get(m, 1.0) for m in DT_METRICS} for kind, card in CARD_DT.items()}
 
 
+@functools.cache
+def _checkout() -> tuple[str, dict[str, str]]:
+    return git_commit(), package_versions()
+
+
+def run_provenance(dataset: str) -> dict[str, Any]:
+    """The provenance block a run trained now from this checkout records (io.provenance), with a stand-in dataset
+    sha256 (the hash of the dataset's name: one per dataset, the same for every run)."""
+    commit, versions = _checkout()
+    return {"commit": commit, "config_hash": None, "versions": dict(versions),
+            "inputs_sha256": {"dataset": hashlib.sha256(get_spec(dataset).name.encode()).hexdigest()}}
+
+
 def official_size(dataset: str) -> tuple[int, int]:
     """(episodes, rows) of a dataset at its official size (D4RL: one continuous run)."""
     spec = get_spec(dataset)
@@ -42,13 +58,15 @@ def write_run(root: Path, *, study: str = "main", variant: str = "default", meth
               dataset: str = "cube-single-play-v0", seed: int = 0, budget: str = "quick", steps: int = 100,
               schedule: Mapping[str, Any] = FINAL, score: float | Mapping[int, float] = 50.0,
               method_fields: Mapping[str, Any] | None = None, size: tuple[int, int] | None = None,
-              folder: Path | None = None, dt_values: Mapping[str, float] | None = None) -> Path:
+              folder: Path | None = None, dt_values: Mapping[str, float] | None = None,
+              provenance: Mapping[str, Any] | None = None) -> Path:
     """A finished run folder (default: its RUN_DIR under `root`; `folder` puts it anywhere).
 
     `score` is the seed's reported number at every checkpoint, or {step: number} (success x100 for OGBench and
     AntMaze, normalised score for Maze2d); success episodes are rounded to whole episodes. `method_fields` are
     the study variant's method fields; the recorded method_config is the method's real config filled for the
-    dataset family. `dt_values` overrides the Mamba statistics written to metrics.csv (QHyer runs).
+    dataset family. `dt_values` overrides the Mamba statistics written to metrics.csv (QHyer runs). `provenance`
+    is the recorded block (default: `run_provenance`, this checkout's).
     """
     spec = get_spec(dataset)
     folder = Path(folder or run_dir(str(root), budget, study, variant, method, dataset, seed))
@@ -63,7 +81,8 @@ def write_run(root: Path, *, study: str = "main", variant: str = "default", meth
                 "eval_last_k": schedule["last_k"], "dataset_episodes": dataset_episodes, "dataset_rows": dataset_rows}
     record = run_record(study=study, variant=variant, method=method, dataset=spec.name, seed=seed, budget=budget,
                         steps_trained=steps, protocol=protocol, method_config=method_config)
-    (folder / "summary.json").write_text(json.dumps({**record, "provenance": {"fake": True}}))
+    record["provenance"] = dict(run_provenance(dataset) if provenance is None else provenance)
+    (folder / "summary.json").write_text(json.dumps(record))
 
     eval_steps = EvalConfig(**schedule).steps(steps)
     tasks = np.repeat(eval_tasks(spec), episodes_per_task)

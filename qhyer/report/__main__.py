@@ -7,12 +7,15 @@
     python -m qhyer.report aggregate --runs RUN... --out results/aggregate.csv
     python -m qhyer.report dt_stats  --runs RUN... --out results/dt_stats.csv
     python -m qhyer.report claims    --runs RUN... --out results/claims_check.csv [--claims qhyer/report/claims.yaml]
+                                     [--allow-mixed-provenance]
     python -m qhyer.report claims    --runs RUN... --explain CLAIM_ID
     python -m qhyer.report timing    --benchmarks logs/quick/benchmark --out results/timing_quick.csv
 
 RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`); what the run is comes from its
 summary.json record. Episode tables read eval_episodes.csv, dt_stats metrics.csv; the claims check reads both and
-decides each claim over per-seed scores. `--reps` and `--seed` set the tables' bootstrap.
+decides each claim over per-seed scores. `--reps` and `--seed` set the tables' bootstrap. Every output states
+the runs' commits, dataset sha256 and package versions, and warns (stderr and .md) when they are mixed or differ
+from the current checkout; the claims check refuses mixed runs unless given --allow-mixed-provenance.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("claims", help="check claims.yaml against the runs: claims_check.csv and .md")
     check.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders or files inside them")
     check.add_argument("--claims", type=Path, default=claims.CLAIMS_FILE, help="claims file")
+    check.add_argument(claims.ALLOW_MIXED, action="store_true",
+                       help="check runs of mixed provenance (several commits, dataset hashes or package versions) "
+                            "instead of refusing them; the .md says so")
     what = check.add_mutually_exclusive_group(required=True)
     what.add_argument("--out", type=Path, help="the .csv to write (.md beside it)")
     what.add_argument("--explain", metavar="CLAIM_ID", help="print one claim's protocol, rows, test and interval")
@@ -58,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         doc = claims.load_claims(args.claims)
         measured = claims.measure(args.runs)
         if args.explain:
-            print(claims.explain(args.explain, doc, measured), end="")
+            print(claims.explain(args.explain, doc, measured, args.allow_mixed_provenance), end="")
             return 0
-        written = claims.write_check(claims.check_claims(doc, measured), doc, args.out)
+        check = claims.check_claims(doc, measured, args.allow_mixed_provenance)
+        written = claims.write_check(check, doc, args.out, measured, args.allow_mixed_provenance)
     elif args.target == "timing":
         written = timing.write(args.benchmarks, args.out)
     else:

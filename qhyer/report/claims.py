@@ -12,12 +12,21 @@ Input is run folders (their `summary.json` records, `eval_episodes.csv` and, for
   4. `missing` when nothing measures it (no runs, a dataset the harness lacks, a quantity it does not compute).
 `python -m qhyer.report claims --explain ID` prints one claim's protocol, rows, test, interval and the seeds that
 would decide it.
+
+Provenance: the check gives no verdict over runs of mixed provenance (several commits or dirty states, several
+sha256 of one dataset, several versions of a package that changes numbers): it stops with one line naming which runs
+differ in what, since a verdict over them would not say which code, data or packages it is about. Stopping (rather
+than writing every claim `not comparable`) keeps a mixed results folder from yielding a claims file at all, which
+is what a DAG that does not retrain on code changes needs: the failed `claims` job names the stale runs.
+`--allow-mixed-provenance` checks them anyway and says so in the .md. Runs that agree but differ from the current
+checkout only get a WARNING line (stderr and .md). Every row states its runs' commits, dataset sha256 and versions.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -28,18 +37,20 @@ import pandas as pd
 import yaml
 
 from qhyer.data.registry import get_spec
-from qhyer.errors import ConfigError
+from qhyer.errors import ConfigError, UserError
 from qhyer.io import write_text_atomic
 from qhyer.report import stats, verdicts
 from qhyer.report.tables import (
     SCORES,
     distinct,
     last_dt_metrics,
+    provenance_lines,
     run_episodes,
+    run_table,
     to_markdown,
     write_csv,
 )
-from qhyer.runs import read_records
+from qhyer.runs import PROVENANCE_COLUMNS, checkout_provenance, provenance_differences, provenance_warning, read_records
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 CLAIM_TYPES = {"value": ("match", "metric", "value", "protocol"),
@@ -51,8 +62,9 @@ PROTOCOL_KEYS = ("steps", "seeds", "episodes_per_task", "eval_aggregate", "eval_
 NOT_COMPARABLE, MISSING = "not comparable", "missing"
 VERDICTS = (*verdicts.VERDICTS, NOT_COMPARABLE, MISSING)
 COLUMNS = ("id", "type", "verdict", "claimed", "tolerance", "band_low", "band_high", "estimate", "ci_low", "ci_high",
-           "n_seeds", "interval_method", "seeds_to_decide", "protocol", "protocol_met", "budget", "evidence",
-           "assumption", "quote")
+           "n_seeds", "interval_method", "seeds_to_decide", "protocol", "protocol_met", "budget", *PROVENANCE_COLUMNS,
+           "evidence", "assumption", "quote")
+ALLOW_MIXED = "--allow-mixed-provenance"
 
 
 class Missing(Exception):
@@ -104,6 +116,7 @@ class Measurements:
 
     runs: pd.DataFrame                                     # one row per run: record fields + `score`
     dt_runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run x Mamba metric (last val step)
+    provenance: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run given (`run_table`)
 
 
 def _scored(record: dict) -> dict:
@@ -127,7 +140,16 @@ def measure(paths: Iterable[str | Path]) -> Measurements:
         last = last[last["layer"] == "all"]
         kind = get_spec(record["dataset"]).kind
         dt_rows += [{**record, "kind": kind, "metric": m.metric, "score": float(m.value)} for m in last.itertuples()]
-    return Measurements(pd.DataFrame(runs), pd.DataFrame(dt_rows))
+    return Measurements(pd.DataFrame(runs), pd.DataFrame(dt_rows), run_table(pd.DataFrame(records)))
+
+
+def require_one_provenance(meas: Measurements, allow_mixed_provenance: bool = False) -> None:
+    """Refuse runs of mixed provenance (one line: which runs differ in what) unless `allow_mixed_provenance`."""
+    mixed = provenance_differences(meas.provenance)
+    if mixed and not allow_mixed_provenance:
+        raise UserError(f"no verdict from runs of mixed provenance: {'; '.join(mixed)}",
+                        "retrain the runs that differ (delete their folders and rerun the DAG) or pass "
+                        f"{ALLOW_MIXED} to check them anyway")
 
 
 # --- checking one claim ------------------------------------------------------------------------------------------
@@ -280,7 +302,8 @@ def check_claim(claim: dict, doc: dict, meas: Measurements) -> dict:
     d = outcome.decision
     result.update(band_low=d.tolerance[0], band_high=d.tolerance[1], estimate=d.estimate, ci_low=d.ci_low,
                   ci_high=d.ci_high, n_seeds=d.n_seeds, interval_method=d.interval_method,
-                  seeds_to_decide=d.seeds_to_decide, budget=distinct(outcome.rows["budget"]))
+                  seeds_to_decide=d.seeds_to_decide, budget=distinct(outcome.rows["budget"]),
+                  **{c: distinct(outcome.rows[c]) for c in PROVENANCE_COLUMNS})
     short = _shortfalls(outcome.rows, protocol, d.n_seeds)
     result["protocol_met"] = "no: " + "; ".join(short) if short else "yes"
     evidence = f"{d.reason}. {outcome.detail}"
@@ -293,12 +316,15 @@ def check_claim(claim: dict, doc: dict, meas: Measurements) -> dict:
     return result
 
 
-def check_claims(doc: dict, meas: Measurements) -> pd.DataFrame:
+def check_claims(doc: dict, meas: Measurements, allow_mixed_provenance: bool = False) -> pd.DataFrame:
+    """One row per claim; refused over runs of mixed provenance unless `allow_mixed_provenance`."""
+    require_one_provenance(meas, allow_mixed_provenance)
     return pd.DataFrame([check_claim(claim, doc, meas) for claim in doc["claims"]], columns=list(COLUMNS))
 
 
-def explain(claim_id: str, doc: dict, meas: Measurements) -> str:
+def explain(claim_id: str, doc: dict, meas: Measurements, allow_mixed_provenance: bool = False) -> str:
     """Everything behind one claim's verdict, as text."""
+    require_one_provenance(meas, allow_mixed_provenance)
     claims = {c["id"]: c for c in doc["claims"]}
     if claim_id not in claims:
         raise ConfigError(f"unknown claim '{claim_id}'", f"ids are listed in {CLAIMS_FILE.name}")
@@ -326,7 +352,18 @@ def explain(claim_id: str, doc: dict, meas: Measurements) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_markdown(check: pd.DataFrame, doc: dict) -> str:
+def provenance_header(meas: Measurements, allow_mixed_provenance: bool, warning: str | None) -> list[str]:
+    """The .md lines on the runs' provenance: the warning, the flag when given, what the runs came from."""
+    mixed = bool(provenance_differences(meas.provenance))
+    flag = [f"**Checked with `{ALLOW_MIXED}`**: " + ("the verdicts below pool runs of different commits, data or "
+                                                      "package versions." if mixed else
+                                                      "given, though the runs share one provenance.")]
+    return [*([f"**{warning}**"] if warning else []), *(flag if allow_mixed_provenance else []),
+            "Provenance of the runs:\n" + "\n".join(f"- {line}" for line in provenance_lines(meas.provenance))]
+
+
+def report_markdown(check: pd.DataFrame, doc: dict, provenance: Iterable[str] = ()) -> str:
+    """The claims check as Markdown; `provenance`: its header lines (`provenance_header`)."""
     counts = check["verdict"].value_counts()
     protocols = "\n".join(f"- `{name}`: {p.get('assumption', '')} (source: {p['source']})"
                           for name, p in doc["protocols"].items())
@@ -350,11 +387,19 @@ def report_markdown(check: pd.DataFrame, doc: dict) -> str:
         "'How a verdict is reached'. Protocols (a run below its claim's protocol makes it `not comparable`):\n"
         + protocols,
         f"Claims file version {doc['version']}; source: {doc['source']}.",
+        *provenance,
         to_markdown(rows, pd.DataFrame(False, index=rows.index, columns=rows.columns)),
     ]) + "\n"
 
 
-def write_check(check: pd.DataFrame, doc: dict, out: str | Path) -> list[Path]:
+def write_check(check: pd.DataFrame, doc: dict, out: str | Path, meas: Measurements,
+                allow_mixed_provenance: bool = False) -> list[Path]:
+    """Write `out` (.csv) and its .md; a WARNING line (mixed provenance, or runs that differ from the current
+    checkout) goes to stderr and the .md."""
+    warning = provenance_warning(meas.provenance, checkout_provenance())
+    if warning:
+        print(warning, file=sys.stderr)
     out = write_csv(check, out)
-    write_text_atomic(out.with_suffix(".md"), report_markdown(check, doc))
+    write_text_atomic(out.with_suffix(".md"),
+                      report_markdown(check, doc, provenance_header(meas, allow_mixed_provenance, warning)))
     return [out, out.with_suffix(".md")]

@@ -3,15 +3,20 @@
 Inputs are run folders (`runs/<budget>/<study>/<variant>/<method>/<dataset>/seed<N>`) or files inside them. What a
 run is (identity, protocol, resolved method fields such as τ or the backbone) is read from its `summary.json`
 record (qhyer/runs.py), never from its path. Episode tables read `eval_episodes.csv`; `dt_stats` reads
-`metrics.csv`. Every tidy row carries `budget` (its name) and `protocol` (what was trained and evaluated); numbers
-are computed as described in `qhyer.report.stats`.
+`metrics.csv`. Every tidy row carries `budget` (its name), `protocol` (what was trained and evaluated) and the
+provenance of its runs (`commit` with its `-dirty` flag, `dataset_sha256`, `versions` of the packages that change
+numbers); the .md/.tex headers state the same per run and carry one WARNING line (also printed to stderr) when the
+runs are of mixed provenance or differ from the current checkout. Numbers are computed as described in
+`qhyer.report.stats`.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +29,17 @@ from qhyer.io import atomic_path, write_text_atomic
 from qhyer.methods import METHODS as METHOD_REGISTRY
 from qhyer.models.hybrid import BACKBONES
 from qhyer.report import stats
-from qhyer.runs import MAIN_VARIANT, load_records, read_summary, record_row, run_folders
+from qhyer.runs import (
+    IDENTITY_FIELDS,
+    MAIN_VARIANT,
+    PROVENANCE_COLUMNS,
+    checkout_provenance,
+    load_records,
+    provenance_warning,
+    read_summary,
+    record_row,
+    run_folders,
+)
 
 METHODS = tuple(METHOD_REGISTRY)
 SOURCE_SUFFIX = " (source)"  # Table 2 columns of runs under their authors' own protocol (study `source`)
@@ -51,16 +66,50 @@ class Section:
     bold: pd.DataFrame         # same shape, True where the cell is the row's best
 
 
+SHA_SHOWN = 16  # hex digits of a dataset's sha256 in .md/.tex headers (the tidy CSV has all 64)
+
+
+def provenance_lines(runs: pd.DataFrame) -> list[str]:
+    """Header lines stating the provenance of `runs` (one row per run): commits with their dirty flag, each
+    dataset's sha256, the versions of the packages that change numbers — each value with its number of runs."""
+    if runs.empty:
+        return ["Provenance: no runs"]
+
+    def counted(values: Iterable) -> str:
+        return ", ".join(f"{v} ({n} run{'s' if n > 1 else ''})" for v, n in Counter(values).most_common())
+
+    hashes = ", ".join(f"{d} {' | '.join(sorted({h[:SHA_SHOWN] for h in g['dataset_sha256']}))}"
+                       for d, g in runs.groupby("dataset", sort=False))
+    return [f"Commits (`-dirty`: uncommitted changes to tracked files): {counted(runs['commit'])}",
+            f"Dataset sha256 (first {SHA_SHOWN} hex digits): {hashes}",
+            f"Package versions: {counted(runs['versions'])}"]
+
+
+def run_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (identity and provenance) of rows that carry their run's record, in the harness's order."""
+    if frame.empty:
+        return pd.DataFrame(columns=[*IDENTITY_FIELDS, *PROVENANCE_COLUMNS])
+    runs = frame.drop_duplicates(["study", "variant", "method", "dataset", "seed"])
+    return _sort(runs[[c for c in (*IDENTITY_FIELDS, *PROVENANCE_COLUMNS) if c in runs]])
+
+
 @dataclass
 class Table:
     title: str
     tidy: pd.DataFrame
     sections: list[Section]
     notes: list[str] = field(default_factory=list)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run held (`run_table`)
+
+    @cached_property
+    def warning(self) -> str | None:
+        """One line when the runs are of mixed provenance or differ from the current checkout."""
+        return provenance_warning(self.runs, checkout_provenance())
 
     def _header(self) -> list[str]:
         measured = self.tidy[self.tidy["status"] != "absent"] if "status" in self.tidy else self.tidy
-        return [f"Budget: {distinct(measured['budget'])}", f"Protocol: {distinct(measured['protocol'])}", *self.notes]
+        return [*([self.warning] if self.warning else []), f"Budget: {distinct(measured['budget'])}",
+                f"Protocol: {distinct(measured['protocol'])}", *provenance_lines(self.runs), *self.notes]
 
     def markdown(self) -> str:
         parts = [f"# {self.title}", "\n\n".join(self._header())]
@@ -75,7 +124,10 @@ class Table:
         return "\n".join(parts) + "\n"
 
     def write(self, out: str | Path) -> list[Path]:
-        """Write `out` (.csv) and its .md and .tex siblings atomically; returns the three paths."""
+        """Write `out` (.csv) and its .md and .tex siblings atomically (the provenance warning, if any, also to
+        stderr); returns the three paths."""
+        if self.warning:
+            print(self.warning, file=sys.stderr)
         out = write_csv(self.tidy, out)
         write_text_atomic(out.with_suffix(".md"), self.markdown())
         write_text_atomic(out.with_suffix(".tex"), self.latex())
@@ -140,7 +192,8 @@ def distinct(values: Iterable) -> str:
 
 
 def _labels(group: pd.DataFrame) -> dict[str, str]:
-    return {"budget": distinct(group["budget"]), "protocol": distinct(group["protocol"])}
+    """What a tidy row states about the runs it summarises: budget, protocol and provenance."""
+    return {column: distinct(group[column]) for column in ("budget", "protocol", *PROVENANCE_COLUMNS)}
 
 
 def _order(frame: pd.DataFrame) -> pd.Index:
@@ -258,7 +311,8 @@ def table1(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEE
     tidy = _summaries(_select(episodes, "main", {"ogbench"}), ["dataset", "method"], reps, seed)
     display, bold = pivot(tidy, ["dataset"], "method", METHODS)
     return Table("Table 1: OGBench manipulation, success rate (%)", tidy, [Section("Success rate (%)", display, bold)],
-                 [BEST_ROW_NOTE, f"Interval: {distinct(tidy['ci_method'])} (see qhyer/report/stats.py)."])
+                 [BEST_ROW_NOTE, f"Interval: {distinct(tidy['ci_method'])} (see qhyer/report/stats.py)."],
+                 run_table(episodes))
 
 
 def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats.REPS,
@@ -295,7 +349,8 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
     notes = [BEST_ROW_NOTE, "Columns `<method> (source)`: DT, QT and LSDT under their authors' own D4RL protocols "
              "(D4RL rewards and RTG targets, best evaluation over training); the others: the harness's uniform "
              "goal-relabelled protocol."]
-    return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], notes)
+    return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], notes,
+                 run_table(episodes))
 
 
 # Recorded method fields a study's table shows, as {column: record field}.
@@ -314,7 +369,7 @@ def ablation(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.S
     tidy = _summaries(episodes, ["dataset", "method", "variant", *ABLATION_FIELDS], reps, seed)
     display, bold = pivot(tidy, ["dataset", "backbone"], "conditioning", CONDITIONINGS)
     return Table("Ablation: backbone x conditioning, success rate (%)", tidy,
-                 [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE])
+                 [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE], run_table(episodes))
 
 
 def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
@@ -324,7 +379,7 @@ def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.
     tidy = _sort(tidy.sort_values("tau", kind="stable"))
     display, bold = pivot(tidy, ["dataset"], "tau")
     return Table("Expectile tau sweep, success rate (%)", tidy, [Section("Success rate (%) by tau", display, bold)],
-                 [BEST_ROW_NOTE])
+                 [BEST_ROW_NOTE], run_table(episodes))
 
 
 def last_dt_metrics(run_dir: Path) -> pd.DataFrame:
@@ -350,10 +405,11 @@ def load_dt_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
         if last.empty:
             _note(f"{run_dir} logged no Δ_t/Ā_t/gate metrics (a variant without that branch?); not in dt_stats")
         spec = get_spec(ident["dataset"])
-        rows += [{"level": "run", "variant": ident["variant"], "kind": spec.kind, "dataset": spec.name,
-                  "seed": int(ident["seed"]), "layer": m.layer, "metric": m.metric, "mean": float(m.value),
-                  "ci_low": np.nan, "ci_high": np.nan, "ci_method": "single run", "n_seeds": 1, "n_runs": 1,
-                  "split": m.split, "step": int(m.step), "budget": ident["budget"], "protocol": ident["protocol"]}
+        rows += [{"level": "run", "study": ident["study"], "variant": ident["variant"], "method": ident["method"],
+                  "kind": spec.kind, "dataset": spec.name, "seed": int(ident["seed"]), "layer": m.layer,
+                  "metric": m.metric, "mean": float(m.value), "ci_low": np.nan, "ci_high": np.nan,
+                  "ci_method": "single run", "n_seeds": 1, "n_runs": 1, "split": m.split, "step": int(m.step),
+                  **{c: ident[c] for c in ("budget", "protocol", *PROVENANCE_COLUMNS)}}
                  for m in last.itertuples()]
     if not rows:
         raise DataError("no input run logged Δ_t/Ā_t/gate metrics in metrics.csv",
@@ -378,10 +434,10 @@ def _pooled(runs: pd.DataFrame, keys: list[str], level: str, how: str, reps: int
 
 def dt_stats(runs: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
     """Δ_t, Ā_t, effective memory and gate share: per run, per dataset (over seeds), per kind (play | noisy)."""
-    per_dataset = _pooled(runs, ["variant", "kind", "dataset", "layer", "metric"], "dataset",
+    per_dataset = _pooled(runs, ["study", "variant", "method", "kind", "dataset", "layer", "metric"], "dataset",
                           stats.SEED_BOOTSTRAP, reps, seed)
-    per_kind = _pooled(runs, ["variant", "kind", "layer", "metric"], "kind", "bootstrap over runs (dataset x seed)",
-                       reps, seed)
+    per_kind = _pooled(runs, ["study", "variant", "method", "kind", "layer", "metric"], "kind",
+                       "bootstrap over runs (dataset x seed)", reps, seed)
     per_kind["dataset"] = "all " + per_kind["kind"]
     tidy = pd.concat([runs, per_dataset, per_kind], ignore_index=True)[runs.columns].astype({"seed": "Int64"})
     tidy = _sort(tidy)
@@ -390,7 +446,7 @@ def dt_stats(runs: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED)
     return Table("Mamba step size Δ_t, decay Ā_t, effective memory and gate attention share", tidy,
                  [Section("Last validation step, all layers", display, bold)],
                  ["Cells: mean [95% CI] over seeds (dataset rows) or over runs (`all play` / `all noisy` rows); "
-                  "per-run and per-layer values are in the CSV."])
+                  "per-run and per-layer values are in the CSV."], run_table(runs))
 
 
 def _score_matrices(episodes: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -445,4 +501,5 @@ def aggregate(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.
     return Table("Aggregate performance over the Table 1 datasets (rliable metrics)", tidy, sections,
                  [f"Tasks: {', '.join(datasets)}.",
                   "Cells: estimate [95% stratified-bootstrap CI]; best per row in bold (optimality gap: lowest). "
-                  "Performance-profile points are in the CSV (metric `performance_profile`)."])
+                  "Performance-profile points are in the CSV (metric `performance_profile`)."],
+                 run_table(episodes[episodes["dataset"].isin(datasets)]))
