@@ -10,6 +10,7 @@
                                      [--allow-mixed-provenance]
     python -m qhyer.report claims    --runs RUN... --explain CLAIM_ID
     python -m qhyer.report timing    --benchmarks logs/quick/benchmark --out results/timing_quick.csv
+    python -m qhyer.report cost      --budget paper [--out results/cost_paper.csv]
 
 RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`); what the run is comes from its
 summary.json record. Episode tables read eval_episodes.csv, dt_stats metrics.csv; the claims check reads both and
@@ -24,7 +25,7 @@ import argparse
 from pathlib import Path
 
 from qhyer.errors import ConfigError, cli_main
-from qhyer.report import claims, stats, tables, timing
+from qhyer.report import claims, cost, stats, tables, timing
 
 EPISODE_TABLES = {"table1": tables.table1, "table2": tables.table2, "ablation": tables.ablation,
                   "tau_sweep": tables.tau_sweep, "aggregate": tables.aggregate}
@@ -52,9 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     what = check.add_mutually_exclusive_group(required=True)
     what.add_argument("--out", type=Path, help="the .csv to write (.md beside it)")
     what.add_argument("--explain", metavar="CLAIM_ID", help="print one claim's protocol, rows, test and interval")
-    cost = sub.add_parser("timing", help="job time per method and stage from Snakemake's benchmark files")
-    cost.add_argument("--benchmarks", type=Path, required=True, help="logs/<profile>/benchmark")
-    cost.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
+    jobs = sub.add_parser("timing", help="job time per method and stage from Snakemake's benchmark files")
+    jobs.add_argument("--benchmarks", type=Path, required=True, help="logs/<profile>/benchmark")
+    jobs.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
+    estimate = sub.add_parser("cost", help="GPU- and CPU-hours per stage and method of a budget, before it runs")
+    estimate.add_argument("--budget", required=True, help="a budget of workflow/config/budgets/ (e.g. paper)")
+    estimate.add_argument("--cpu-table", type=Path, default=cost.RESULTS / "cpu_step_times.csv")
+    estimate.add_argument("--eval-table", type=Path, default=cost.RESULTS / "eval_step_times.csv")
+    estimate.add_argument("--gpu-table", type=Path, help="default: the newest benchmarks/results/gpu_*.csv")
+    estimate.add_argument("--manifests", type=Path, nargs="+", help="folders with generation manifests "
+                                                                     "(default: the budget's data folder)")
+    estimate.add_argument("--out", type=Path, help="also write the estimate as CSV")
     return parser
 
 
@@ -68,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         check = claims.check_claims(doc, measured, args.allow_mixed_provenance)
         written = claims.write_check(check, doc, args.out, measured, args.allow_mixed_provenance)
+    elif args.target == "cost":
+        text, written = cost.write_estimate(args.budget, args.out, cpu_table=args.cpu_table,
+                                            eval_table=args.eval_table, gpu_table=args.gpu_table,
+                                            manifest_dirs=args.manifests)
+        print(text, end="")
+        if not written:
+            return 0
     elif args.target == "timing":
         written = timing.write(args.benchmarks, args.out)
     else:

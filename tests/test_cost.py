@@ -1,0 +1,108 @@
+"""The cost estimate (qhyer/report/cost.py): it counts the jobs the DAG plans, and hours = work x time per unit."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from test_workflow import planned_jobs  # tests/ (pytest puts the test folder on sys.path)
+
+from qhyer.data.registry import get_spec
+from qhyer.errors import DataError
+from qhyer.methods import METHODS
+from qhyer.report import cost
+from qhyer.report.__main__ import main as report_cli
+
+CPU_MS = {method: 10.0 * (i + 1) for i, method in enumerate(METHODS)}  # distinct, so a mix-up shows
+EVAL_MS = {"cube-single-play-v0": 2.0, "maze2d-umaze-v1": 0.5}
+
+
+@pytest.fixture
+def tables(tmp_path):
+    """Benchmark tables in the formats bench_train_step.py, bench_eval.py and bench_gpu.py write."""
+    cpu = tmp_path / "cpu_step_times.csv"
+    pd.DataFrame([{"method": m, "size": size, "mode": mode, "params": 1, "repeats": 3, "torch_threads": 1,
+                   "ms_per_update": ms if (size, mode) == ("default", "eager") else ms + 1.0}  # only this one counts
+                  for m, ms in CPU_MS.items() for size in ("default", "equal") for mode in ("eager", "compiled")]
+                 ).to_csv(cpu, index=False)
+    evals = tmp_path / "eval_step_times.csv"
+    pd.DataFrame([{"dataset": d, "num_envs": n, "workers": w, "ms_per_env_step": ms / w * (1 + (n == 1))}
+                  for d, ms in EVAL_MS.items() for n, w in ((1, 1), (20, 1), (20, 2))]).to_csv(evals, index=False)
+    return {"cpu_table": cpu, "eval_table": evals}
+
+
+def test_run_counts_per_stage_equal_the_dag_plan(tables):
+    config = cost.workflow_config(cost.CONFIG_DIR, "smoke")
+    config["data_root"] = "/nonexistent/data"
+    runs = cost.planned_runs(config, cost.data_dir_of(config))
+    counts = planned_jobs("--config", "budget=smoke", "runs_root=/nonexistent/runs", "data_root=/nonexistent/data")
+    assert len(runs) == counts["train"] == counts["evaluate"]
+    data = cost.planned_data(config, runs)
+    families = data["family"].value_counts()
+    assert families.get("ogbench", 0) == counts["generate_ogbench"]
+    assert families.get("maze2d", 0) == counts["generate_maze2d"]
+
+
+def test_hours_are_work_times_time_per_unit(tables, tmp_path):
+    table, plan = cost.estimate("smoke", cost.CONFIG_DIR, gpu_table=None, manifest_dirs=[], **tables)
+    runs = plan["runs"]
+    train = table[table["stage"] == "train"].set_index("method")
+    for method, group in runs.groupby("method"):
+        assert train.loc[method, "jobs"] == len(group)
+        assert train.loc[method, "hours"] == pytest.approx(group["steps"].sum() * CPU_MS[method] / 3.6e6)
+        assert train.loc[method, "device"] == "cpu"  # the smoke budget asks for no GPU
+    evaluate = table[table["stage"] == "evaluate"].set_index("method")
+    expected = runs.assign(ms=runs["dataset"].map(lambda d: EVAL_MS.get(d, EVAL_MS[
+        "cube-single-play-v0" if get_spec(d).family == "ogbench" else "maze2d-umaze-v1"])))
+    for method, group in expected.groupby("method"):
+        assert evaluate.loc[method, "hours"] == pytest.approx((group["eval_env_steps"] * group["ms"]).sum() / 3.6e6)
+    # one episode per task, final checkpoint only, 40-step cap: the smoke evaluation's work per run
+    qhyer_cube = runs[(runs["method"] == "qhyer") & (runs["dataset"] == "cube-single-play-v0")].iloc[0]
+    assert qhyer_cube["eval_env_steps"] == 5 * 1 * 40
+
+
+def test_gpu_times_measured_where_the_gpu_table_has_them_else_projected(tables, tmp_path):
+    gpu = tmp_path / "gpu_2026-01-01.csv"
+    pd.DataFrame([{"benchmark": "train_step", "variant": "qhyer-hybrid", "device": "cuda", "mode": "eager",
+                   "ms": CPU_MS["qhyer"] / 4, "status": "ok"},
+                  {"benchmark": "train_step", "variant": "dt", "device": "cuda", "mode": "eager",
+                   "ms": CPU_MS["dt"] / 2, "status": "ok"}]).to_csv(gpu, index=False)
+    cpu = cost.cpu_train_rates(tables["cpu_table"])
+    rates = cost.gpu_train_rates(cpu, gpu)
+    assert rates["qhyer"].ms == CPU_MS["qhyer"] / 4 and rates["qhyer"].source.startswith("measured")
+    assert rates["gcbc"].ms == pytest.approx(CPU_MS["gcbc"] * (0.25 + 0.5) / 2)
+    assert rates["gcbc"].source.startswith("projected")
+    assumed = cost.gpu_train_rates(cpu, None)
+    assert assumed["dt"].ms == pytest.approx(CPU_MS["dt"] / cost.ASSUMED_GPU_SPEEDUP)
+    assert "ASSUMPTION" in assumed["dt"].source
+
+
+def test_data_time_from_manifests(tables, tmp_path):
+    manifests = tmp_path / "data"
+    manifests.mkdir()
+    (manifests / "cube-single-play-v0.manifest.json").write_text(json.dumps(
+        {"dataset": "cube-single-play-v0", "transitions": {"train": 900, "val": 100}, "wall_time_s": 5.0}))
+    table, plan = cost.estimate("smoke", cost.CONFIG_DIR, gpu_table=None, manifest_dirs=[manifests], **tables)
+    data = table[table["stage"] == "data"].set_index("method")
+    rows = plan["data"].set_index("dataset")["rows"]
+    # cube-single-noisy shares cube-single's environment, so it takes its measured time per row
+    for name in ("cube-single-play-v0", "cube-single-noisy-v0"):
+        assert data.loc[name, "hours"] == pytest.approx(rows[name] * 5.0 / 1000 / 3600)
+    assert data["hours"].isna().sum() == 1 and "not measured" in data.loc["maze2d-umaze-v1", "source"]
+
+
+def test_cli_prints_totals_and_sources(tables, tmp_path, capsys):
+    out = tmp_path / "cost.csv"
+    argv = ["cost", "--budget", "paper", "--cpu-table", str(tables["cpu_table"]), "--eval-table",
+            str(tables["eval_table"]), "--manifests", str(tmp_path), "--out", str(out)]
+    assert report_cli(argv) == 0
+    text = capsys.readouterr().out
+    assert "total GPU-hours" in text and "total CPU-hours" in text and "measured:" in text and "projected:" in text
+    written = pd.read_csv(out)
+    assert set(written["stage"]) == {"train", "evaluate", "data"} and (written["device"] == "gpu").any()
+
+
+def test_missing_table_is_one_clear_error(tmp_path, tables):
+    with pytest.raises(DataError, match="no benchmarks/bench_train_step.py table"):
+        cost.estimate("smoke", cost.CONFIG_DIR, tmp_path / "absent.csv", tables["eval_table"], None, [])
