@@ -7,7 +7,7 @@
 # a job downstream has to run, and a target rule without outputs has to run when one of its inputs is missing.
 # So after deleting one run's files, `main_tables`/`all` redo that run and what depends on it; asking for
 # results/table1.csv alone does nothing while the table exists.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 

@@ -9,7 +9,6 @@ Writes one run folder (`run_dir`, default runs/<method>/<dataset>/seed<seed>); s
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 
 import hydra
@@ -44,11 +43,10 @@ def main(cfg: DictConfig) -> None:
 
 
 def _remove_hydra_stub(run_dir: Path) -> None:
-    """Hydra creates run_dir (.hydra/, its job log) before train() validates the config; a run that never wrote its
-    config.yaml leaves no folder behind (a folder with anything else in it is kept)."""
+    """Hydra creates run_dir (and its job log; no .hydra/: `output_subdir: null`) before train() validates the
+    config; a run that never wrote its config.yaml leaves no folder behind (a folder with anything else is kept)."""
     if (run_dir / "config.yaml").exists():
         return
-    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     for name in (f"{HydraConfig.get().job.name}.log", LOCK_NAME):
         (run_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
