@@ -149,7 +149,7 @@ def require_one_provenance(meas: Measurements, allow_mixed_provenance: bool = Fa
     if mixed and not allow_mixed_provenance:
         raise UserError(f"no verdict from runs of mixed provenance: {'; '.join(mixed)}",
                         "retrain the runs that differ (delete their folders and rerun the DAG) or pass "
-                        f"{ALLOW_MIXED} to check them anyway")
+                        f"{ALLOW_MIXED} (DAG: --config allow_mixed_provenance=True) to check them anyway")
 
 
 # --- checking one claim ------------------------------------------------------------------------------------------
