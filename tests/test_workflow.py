@@ -56,12 +56,12 @@ def test_smoke_budget_job_counts():
         assert counts[rule] == 1, rule
 
 
-@pytest.mark.parametrize("profile, runs", [
+@pytest.mark.parametrize("budget, runs", [
     ("quick", 7 * (4 + 3) + 2 * 15 + 7 + 3 * 3),   # Table 1 + Maze2d rows, ablation, τ sweep, source; one seed
     ("paper", 8 * (7 * (10 + 3) + 2 * 15 + 2 * 7 + 3 * 3)),
 ])
-def test_budget_job_counts(profile, runs):
-    counts = planned_jobs("--config", f"budget={profile}", "runs_root=/nonexistent/runs",
+def test_budget_job_counts(budget, runs):
+    counts = planned_jobs("--config", f"budget={budget}", "runs_root=/nonexistent/runs",
                           "data_root=/nonexistent/data")
     assert counts["train"] == runs and counts["evaluate"] == runs
 
@@ -79,11 +79,11 @@ def test_main_tables_target_plans_tables_1_and_2_and_their_claims():
     assert not {"ablation", "tau_sweep", "dt_stats", "aggregate", "claims", "figure"} & set(counts), counts
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
-def test_every_study_variant_of_a_budget_is_a_valid_qhyer_config(profile):
-    """The ablation grid and τ sweep a profile asks for pass QHyerConfig's validation (the schema alone let
+@pytest.mark.parametrize("budget", ["smoke", "quick", "paper"])
+def test_every_study_variant_of_a_budget_is_a_valid_qhyer_config(budget):
+    """The ablation grid and τ sweep a budget asks for pass QHyerConfig's validation (the schema alone let
     τ = 0.5 through to a training job that refused it)."""
-    config = yaml.safe_load((ROOT / "workflow" / "config" / "budgets" / f"{profile}.yaml").read_text())
+    config = yaml.safe_load((ROOT / "workflow" / "config" / "budgets" / f"{budget}.yaml").read_text())
     for study in ("ablation", "tau"):
         for fields in study_variants(study, config).values():
             resolved = QHyerConfig(**fields).for_family("ogbench_noisy")
@@ -142,7 +142,7 @@ def test_smoke_budget_end_to_end(tmp_path):
     results = tmp_path / "results"
     table1 = pd.read_csv(results / "table1.csv")
     assert set(table1["dataset"]) == {"cube-single-play-v0", "cube-single-noisy-v0"}
-    assert {"method", "profile", "budget"} <= set(table1.columns) and set(table1["profile"]) == {"smoke"}
+    assert {"method", "budget", "protocol"} <= set(table1.columns) and set(table1["budget"]) == {"smoke"}
     assert set(table1["method"]) == {"qhyer", "dt", "qt", "lsdt", "gciql", "hiql", "gcbc"}
     table2 = pd.read_csv(results / "table2.csv")
     assert "antmaze-large-play-v2" in set(table2["dataset"])  # absent file → a row that says so
