@@ -1,18 +1,27 @@
-"""CPU time of one training update for every method, at its default size and at equal width/depth/batch.
+"""CPU time of one training update for every method, at its default size and at equal width/depth/batch, eager and
+(with `--compile`) under `torch.compile` side by side.
 
-    .venv/bin/python benchmarks/bench_train_step.py [--methods qhyer dt ...] [--repeats 3] [--threads 1]
-        [--equal-width 64 --equal-layers 2 --equal-batch 32]
+    .venv/bin/python benchmarks/bench_train_step.py [--methods qhyer dt ...] [--repeats 5] [--threads 1]
+        [--equal-width 64 --equal-layers 2 --equal-batch 32] [--compile] [--out benchmarks/results/cpu_step_times.csv]
 
 Data: a synthetic dataset with cube-single's sizes (obs 28, act 5; 5 episodes × 200 rows), so the numbers measure
-the update alone. The "equal" rows give the sequence models (QHyer, DT, QT, LSDT) the same width, depth and batch;
-QHyer's target is ≤ 1.5× DT's step there.
+the update alone. The "default" rows are each method's config defaults, which the `paper` budget leaves as they are;
+the "equal" rows give the sequence models (QHyer, DT, QT, LSDT) the same width, depth and batch; QHyer's target is
+≤ 1.5× DT's step there. Each row is the median of `--repeats` timed updates after warm-up (compiled: after the
+compiling calls). Compiled = `torch.compile` of the agent's loss function (model, critic and losses, inductor; the
+backward and the optimizer step stay eager), the same as `train.compile=true`. The CSV (one row per method, size and
+mode) is the CPU time table `python -m qhyer.report cost` reads.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +32,9 @@ from qhyer.data.registry import get_spec
 from qhyer.methods import METHODS, method_classes
 
 SEQUENCE_METHODS = ("qhyer", "dt", "qt", "lsdt")
+COLUMNS = ["method", "size", "mode", "params", "ms_per_update", "repeats", "torch_threads", "torch", "cpus",
+           "load_before"]
+WARMUP = {"eager": 1, "compiled": 3}  # the first compiled calls compile (and may recompile once)
 
 
 def synthetic_dataset(episodes: int = 5, length: int = 200) -> EpisodeDataset:
@@ -34,46 +46,76 @@ def synthetic_dataset(episodes: int = 5, length: int = 200) -> EpisodeDataset:
                           spec.goal_dims, source=tempfile.gettempdir())
 
 
-def time_update(method: str, overrides: dict, dataset: EpisodeDataset, repeats: int) -> tuple[float, int]:
+def time_update(method: str, overrides: dict, dataset: EpisodeDataset, repeats: int, mode: str) -> tuple[float, int]:
+    """(median seconds per update, trainable parameters) of a fresh agent, eager or compiled."""
     config_cls, agent_cls = method_classes(method)
     spec = get_spec(dataset.name)
     cfg = config_cls(**overrides).for_family(dataset_family(spec)).for_budget(100_000)
+    torch.manual_seed(0)
     agent = agent_cls(cfg, DataInfo.from_dataset(spec, dataset, cfg.goal_rep))
+    if mode == "compiled":
+        agent.losses = torch.compile(agent.losses)  # an instance attribute: `update` calls it
     sampler = agent.make_sampler(dataset, seed=0)
-    agent.update(sampler.sample(cfg.batch_size), 0)  # warm-up (allocations, lazy init)
-    start = time.perf_counter()
+    for step in range(WARMUP[mode]):  # allocations, lazy init, compilation
+        agent.update(sampler.sample(cfg.batch_size), step)
+    times = []
     for step in range(repeats):
-        agent.update(sampler.sample(cfg.batch_size), step + 1)
+        batch = sampler.sample(cfg.batch_size)
+        start = time.perf_counter()
+        agent.update(batch, step + 1)
+        times.append(time.perf_counter() - start)
     params = sum(p.numel() for p in agent.parameters() if p.requires_grad)
-    return (time.perf_counter() - start) / repeats, params
+    return statistics.median(times), params
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--equal-width", type=int, default=64)
     parser.add_argument("--equal-layers", type=int, default=2)
     parser.add_argument("--equal-batch", type=int, default=32)
+    parser.add_argument("--compile", action="store_true", help="also time each row under torch.compile")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cpu_step_times.csv",
+                        help="CSV of the rows ('' = none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     dataset = synthetic_dataset()
     equal = {"embed_dim": args.equal_width, "n_layers": args.equal_layers, "batch_size": args.equal_batch,
              "n_heads": 1}
     rows = [(m, "default", {}) for m in args.methods]
     rows += [(m, "equal", {**equal, **({"conv_dim": args.equal_width // 2} if m == "lsdt" else {})})
              for m in args.methods if m in SEQUENCE_METHODS]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.repeats} timed updates each")
-    print(f"{'method':8s} {'size':8s} {'params':>10s} {'ms/update':>10s}")
-    results = {}
+    modes = ["eager", "compiled"] if args.compile else ["eager"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), median of {args.repeats} timed updates, "
+          f"{os.cpu_count()} CPUs, load average before: {load}")
+    print(f"{'method':8s} {'size':8s} {'params':>10s} " + " ".join(f"{m + ' ms':>12s}" for m in modes)
+          + (f" {'speed-up':>8s}" if args.compile else ""))
+    results, table = {}, []
     for method, size, overrides in rows:
-        seconds, params = time_update(method, overrides, dataset, args.repeats)
-        results[(method, size)] = seconds
-        print(f"{method:8s} {size:8s} {params:10,d} {1000 * seconds:10.1f}", flush=True)
-    if ("qhyer", "equal") in results and ("dt", "equal") in results:
-        ratio = results[("qhyer", "equal")] / results[("dt", "equal")]
-        print(f"QHyer / DT at equal size: {ratio:.2f}x (target <= 1.5x)")
+        for mode in modes:
+            seconds, params = time_update(method, overrides, dataset, args.repeats, mode)
+            results[(method, size, mode)] = seconds
+            table.append({"method": method, "size": size, "mode": mode, "params": params,
+                          "ms_per_update": round(1000 * seconds, 3), "repeats": args.repeats,
+                          "torch_threads": args.threads, "torch": torch.__version__, "cpus": os.cpu_count(),
+                          "load_before": load})
+        times = " ".join(f"{1000 * results[(method, size, m)]:12.1f}" for m in modes)
+        speedup = (f" {results[(method, size, 'eager')] / results[(method, size, 'compiled')]:7.2f}x"
+                   if args.compile else "")
+        print(f"{method:8s} {size:8s} {params:10,d} {times}{speedup}", flush=True)
+    if ("qhyer", "equal", "eager") in results and ("dt", "equal", "eager") in results:
+        ratio = results[("qhyer", "equal", "eager")] / results[("dt", "equal", "eager")]
+        print(f"QHyer / DT at equal size (eager): {ratio:.2f}x (target <= 1.5x)")
+    if str(args.out):
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, COLUMNS)
+            writer.writeheader()
+            writer.writerows(table)
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

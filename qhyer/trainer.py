@@ -67,6 +67,10 @@ class LoopConfig:
     on_changed_config: str = "refuse"  # refuse | restart
     device: str = "auto"          # 'auto' → cuda when available, else cpu
     threads: int = 0              # torch intra-op threads; 0 keeps torch's default
+    # torch.compile (inductor) of the agent's loss function; equal to eager within float32 rounding
+    # (tests/test_compile.py). Off by default: on the 2-core CPU it paid only at small widths
+    # (benchmarks/bench_train_step.py --compile; README). Not part of the run's identity.
+    compile: bool = False
     progress: bool = True
 
 
@@ -307,6 +311,8 @@ def train(cfg: RunConfig) -> Path:
         info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
         _check_statistics(info, dataset.source)
         agent = build_agent(method_cfg, info, device)
+        if cfg.train.compile:
+            agent.losses = torch.compile(agent.losses)  # an instance attribute: `update` calls it
         state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
         val_batches = _validation_batches(agent, spec, cfg)
         identity = run_identity(cfg, family_method, dataset)
