@@ -76,6 +76,7 @@ def test_gpu_times_measured_where_the_gpu_table_has_them_else_projected(tables, 
     assumed = cost.gpu_train_rates(cpu, None)
     assert assumed["dt"].ms == pytest.approx(CPU_MS["dt"] / cost.ASSUMED_GPU_SPEEDUP)
     assert "ASSUMPTION" in assumed["dt"].source
+    assert cost.gpu_train_rates(cpu, None, assumed_speedup=40.0)["dt"].ms == pytest.approx(CPU_MS["dt"] / 40)
 
 
 def test_data_time_from_manifests(tables, tmp_path):

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--gpu-table", type=Path, help="default: the newest benchmarks/results/gpu_*.csv")
     estimate.add_argument("--manifests", type=Path, nargs="+", help="folders with generation manifests "
                                                                      "(default: the budget's data folder)")
+    estimate.add_argument("--assumed-gpu-speedup", type=float, default=cost.ASSUMED_GPU_SPEEDUP,
+                          help="CPU/GPU time ratio assumed while no GPU table exists (an assumption, printed as one)")
     estimate.add_argument("--out", type=Path, help="also write the estimate as CSV")
     return parser
 
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.target == "cost":
         text, written = cost.write_estimate(args.budget, args.out, cpu_table=args.cpu_table,
                                             eval_table=args.eval_table, gpu_table=args.gpu_table,
-                                            manifest_dirs=args.manifests)
+                                            manifest_dirs=args.manifests,
+                                            assumed_gpu_speedup=args.assumed_gpu_speedup)
         print(text, end="")
         if not written:
             return 0

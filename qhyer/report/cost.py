@@ -129,7 +129,8 @@ def latest_gpu_table(results: Path = RESULTS) -> Path | None:
     return tables[-1] if tables else None
 
 
-def gpu_train_rates(cpu: dict[str, Rate], gpu_table: Path | None) -> dict[str, Rate]:
+def gpu_train_rates(cpu: dict[str, Rate], gpu_table: Path | None,
+                    assumed_speedup: float = ASSUMED_GPU_SPEEDUP) -> dict[str, Rate]:
     """Measured GPU ms per update where the GPU table has the method; the others projected from their CPU time."""
     measured = {}
     if gpu_table is not None:
@@ -146,8 +147,8 @@ def gpu_train_rates(cpu: dict[str, Rate], gpu_table: Path | None) -> dict[str, R
         factor = sum(ratios) / len(ratios)
         how = f"projected: CPU time x {factor:.3g} (GPU/CPU ratio measured for {', '.join(sorted(measured))})"
     else:
-        factor = 1 / ASSUMED_GPU_SPEEDUP
-        how = f"projected: CPU time / {ASSUMED_GPU_SPEEDUP:g} (ASSUMPTION: no GPU table)"
+        factor = 1 / assumed_speedup
+        how = f"projected: CPU time / {assumed_speedup:g} (ASSUMPTION: no GPU table)"
     return {m: measured.get(m, Rate(rate.ms * factor, how)) for m, rate in cpu.items()}
 
 
@@ -186,7 +187,8 @@ def data_rates(manifest_dirs: list[Path], data: pd.DataFrame) -> dict[str, Rate 
 
 
 def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, gpu_table: Path | None,
-             manifest_dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
+             manifest_dirs: list[Path], assumed_gpu_speedup: float = ASSUMED_GPU_SPEEDUP
+             ) -> tuple[pd.DataFrame, dict]:
     """Hours per stage and method (one row each): jobs, work, device, hours, and where the time per unit came from.
     Also returns the planned runs and data (for counts)."""
     config = workflow_config(config_dir, budget)
@@ -200,7 +202,7 @@ def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, g
         raise DataError(f"{cpu_table} has no default-size time for {', '.join(missing)}",
                         "rerun benchmarks/bench_train_step.py with every method")
     on_gpu = config["train"]["gpus"] > 0
-    train = gpu_train_rates(cpu, gpu_table) if on_gpu else cpu
+    train = gpu_train_rates(cpu, gpu_table, assumed_gpu_speedup) if on_gpu else cpu
     evals = eval_rates(eval_table, list(runs["dataset"].unique()))
     gen = data_rates(manifest_dirs, data)
     rows = []
@@ -246,12 +248,15 @@ def render(table: pd.DataFrame, budget: str) -> str:
 
 def write_estimate(budget: str, out: Path | None = None, config_dir: Path = CONFIG_DIR,
                    cpu_table: Path = RESULTS / "cpu_step_times.csv", eval_table: Path = RESULTS / "eval_step_times.csv",
-                   gpu_table: Path | None = None, manifest_dirs: list[Path] | None = None) -> tuple[str, list[Path]]:
+                   gpu_table: Path | None = None, manifest_dirs: list[Path] | None = None,
+                   assumed_gpu_speedup: float = ASSUMED_GPU_SPEEDUP) -> tuple[str, list[Path]]:
     """The CLI's work: the rendered estimate, and the CSV written when `out` is given. `gpu_table` defaults to
     the newest benchmarks/results/gpu_*.csv, `manifest_dirs` to the budget's data folder."""
+    if assumed_gpu_speedup <= 0:
+        raise ConfigError(f"the assumed GPU speed-up must be positive (got {assumed_gpu_speedup})")
     config = workflow_config(config_dir, budget)
     table, _ = estimate(budget, config_dir, cpu_table, eval_table, gpu_table or latest_gpu_table(),
-                        manifest_dirs if manifest_dirs is not None else [data_dir_of(config)])
+                        manifest_dirs if manifest_dirs is not None else [data_dir_of(config)], assumed_gpu_speedup)
     if not out:
         return render(table, budget), []
     with atomic_path(out) as tmp:
