@@ -173,17 +173,24 @@ def eval_rates(path: Path, datasets: list[str]) -> dict[str, Rate]:
 
 
 def data_rates(manifest_dirs: list[Path], data: pd.DataFrame) -> dict[str, Rate | None]:
-    """Seconds per generated row of each dataset's environment from generation manifests; None when unmeasured."""
-    measured: dict[str, Rate] = {}
+    """Seconds per generated row of each dataset from generation manifests: its environment's, else projected
+    from a measured environment of its family; None when its family has no manifest."""
+    measured: dict[str, tuple[str, Rate]] = {}  # env_id -> (family, rate)
     for folder in manifest_dirs:
         for path in sorted(folder.rglob("*.manifest.json")) if folder.is_dir() else []:
             manifest = json.loads(path.read_text())
             rows = sum(manifest.get("transitions", {}).values())
             if manifest.get("wall_time_s") and rows:
-                env_id = get_spec(manifest["dataset"]).env_id
-                measured.setdefault(env_id, Rate(1000 * manifest["wall_time_s"] / rows,
-                                                 f"measured: {path} ({rows} rows; wall time)"))
-    return {r.dataset: measured.get(r.env_id) for r in data.itertuples()}
+                spec = get_spec(manifest["dataset"])
+                measured.setdefault(spec.env_id, (spec.family, Rate(1000 * manifest["wall_time_s"] / rows,
+                                                                    f"measured: {path} ({rows} rows; wall time)")))
+    rates = {}
+    for r in data.itertuples():
+        family = [env for env, (fam, _) in measured.items() if fam == r.family]
+        rates[r.dataset] = (measured[r.env_id][1] if r.env_id in measured
+                            else Rate(measured[family[0]][1].ms, f"projected: as {family[0]} (same family)") if family
+                            else None)
+    return rates
 
 
 def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, gpu_table: Path | None,
@@ -220,7 +227,7 @@ def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, g
         rate = gen[r.dataset]
         rows.append({"stage": "data", "method": r.dataset, "jobs": 1, "work": int(r.rows), "unit": "rows",
                      "device": "cpu", "hours": r.rows * rate.ms / 3.6e6 if rate else float("nan"),
-                     "source": rate.source if rate else "not measured: no manifest of this environment found"})
+                     "source": rate.source if rate else "not measured: no manifest of this family found"})
     return pd.DataFrame(rows), {"runs": runs, "data": data, "config": config}
 
 
