@@ -3,10 +3,13 @@ results as the one-process evaluation, for the same seeds and batch size."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_trainer import tiny_config  # tests/ (pytest puts the test folder on sys.path)
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError
@@ -16,6 +19,7 @@ from qhyer.rollout.policy import StepInput
 from qhyer.rollout.protocol import evaluate_policy, make_env_pool
 from qhyer.rollout.sanity import make_sanity_policy
 from qhyer.rollout.workers import EnvWorkers
+from qhyer.trainer import evaluate_run, train
 
 CUBE = get_spec("cube-single-play")
 UMAZE = get_spec("maze2d-umaze")
@@ -87,3 +91,16 @@ def test_cli_rejects_bad_workers(tmp_path, argv, message):
 def test_zero_workers_is_one_clear_error():
     with pytest.raises(ConfigError, match="workers must be at least 1"):
         evaluate_policy(MLPPolicy(UMAZE), UMAZE, episodes_per_task=1, workers=0)
+
+
+def test_a_trained_run_evaluates_the_same_with_eval_workers(tmp_path):
+    """EvalConfig.workers reaches the evaluation of a run folder (what `python -m qhyer.evaluate --workers` sets)."""
+    cfg = tiny_config(tmp_path, "gcbc", steps=2)
+    run = train(cfg)
+    frames = []
+    for workers in (1, 2):
+        eval_cfg = dataclasses.replace(cfg.eval, episodes_per_task=1, num_envs=3, workers=workers)
+        evaluate_run(run, dataclasses.replace(cfg, eval=eval_cfg), max_steps=15)
+        frames.append(pd.read_csv(run / "eval_episodes.csv"))
+    pd.testing.assert_frame_equal(frames[1], frames[0])
+    assert len(frames[0]) == 5 and (frames[0]["length"] == 15).all()
