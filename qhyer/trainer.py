@@ -24,6 +24,7 @@ import math
 import pickle
 import random
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -376,6 +377,7 @@ def _resume(state: TrainState, cfg: RunConfig, identity: dict[str, Any], run_dir
     if refusal:
         raise ConfigError(refusal)
     state.load_state_dict(payload)
+    print(f"resuming from {checkpoint} at step {payload['step']}", file=sys.stderr, flush=True)  # job logs show it
     resumed = {"resumed_from_step": payload["step"]}
     if cfg.train.steps > payload["train_steps"]:
         resumed["steps_extended_from"] = payload["train_steps"]
