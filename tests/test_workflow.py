@@ -91,13 +91,13 @@ def test_every_study_variant_of_a_budget_is_a_valid_qhyer_config(budget):
 
 
 def test_study_steps_override_the_training_budget():
-    """quick: ablation and τ-sweep runs take their section's `steps`, every other run train.steps."""
+    """quick: ablation and τ-sweep runs take their section's `steps`, every other run (the source study's too: its
+    section sets none) train.steps."""
     result = snakemake("-n", "-p", "--config", "budget=quick", "runs_root=/nonexistent/runs",
                        "data_root=/nonexistent/data")
     commands = re.findall(r"^Shell command: (python -m qhyer\.train .*)$", result.stdout + result.stderr, re.M)
-    steps = {(re.search(r"/(main|ablation|tau)/", c).group(1), re.search(r"train\.steps=(\d+)", c).group(1))
-             for c in commands}
-    assert steps == {("main", "1000"), ("ablation", "500"), ("tau", "500")}, steps
+    steps = {(re.search(r"study=(\w+)", c).group(1), re.search(r"train\.steps=(\d+)", c).group(1)) for c in commands}
+    assert steps == {("main", "1000"), ("ablation", "500"), ("tau", "500"), ("source", "1000")}, steps
 
 
 def test_invalid_config_is_rejected_before_any_job(tmp_path):
