@@ -127,6 +127,7 @@ def copy_of_repo(dest: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.dag
 def test_smoke_budget_end_to_end(tmp_path):
     """The whole DAG at the smoke budget in a copy of the repository: every target with its columns; a second run
     has nothing to do; the Snakemake report holds every table and figure; deleting one run's output re-runs only
