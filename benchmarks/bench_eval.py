@@ -22,7 +22,6 @@ from.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import os
 import statistics
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import print_header  # benchmarks/common.py (scripts run from their folder)
+from common import print_header, write_rows  # benchmarks/common.py (scripts run from their folder)
 from torch import nn
 
 from qhyer.data.registry import get_spec
@@ -146,12 +145,7 @@ def main() -> None:
     print(f"time limits: {', '.join(f'{n} {eval_horizon(get_spec(n))}' for n in args.datasets)} steps; "
           f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if str(args.out):
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {args.out}")
+        write_rows(rows, COLUMNS, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ mode) is the CPU time table `python -m qhyer.report cost` reads.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import write_rows  # benchmarks/common.py (scripts run from their folder)
 
 from qhyer.agent import DataInfo, dataset_family
 from qhyer.data.episodes import EpisodeDataset
@@ -110,12 +110,7 @@ def main() -> None:
         ratio = results[("qhyer", "equal", "eager")] / results[("dt", "equal", "eager")]
         print(f"QHyer / DT at equal size (eager): {ratio:.2f}x (target <= 1.5x)")
     if str(args.out):
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, COLUMNS)
-            writer.writeheader()
-            writer.writerows(table)
-        print(f"wrote {args.out}")
+        write_rows(table, COLUMNS, args.out)
 
 
 if __name__ == "__main__":
