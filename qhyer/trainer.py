@@ -51,7 +51,8 @@ from qhyer.io import (
     write_text_atomic,
 )
 from qhyer.methods import method_classes
-from qhyer.rollout.protocol import evaluate_policy, normalized_score, summarize, write_results
+from qhyer.rollout.eval_env import eval_tasks
+from qhyer.rollout.protocol import EnvPool, evaluate_policy, make_env_pool, normalized_score, summarize, write_results
 from qhyer.runs import run_record
 
 
@@ -526,16 +527,17 @@ def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) 
     return cfg, agent
 
 
-def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | None = None) -> pd.DataFrame:
+def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | None = None,
+                   envs: EnvPool | None = None) -> pd.DataFrame:
     """Episodes of the shared evaluation protocol for one checkpoint, tagged with the run's identity and `step`.
 
-    `max_steps` caps episodes (smoke runs only).
+    `max_steps` caps episodes (smoke runs only); `envs` (from `make_env_pool`) reuses environments across checkpoints.
     """
     spec = get_spec(cfg.dataset)
     agent.eval()
     episodes = evaluate_policy(agent.policy(), spec, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed,
                                num_envs=cfg.eval.num_envs, workers=cfg.eval.workers, method=cfg.method.name,
-                               progress=cfg.train.progress, max_steps=max_steps)
+                               progress=cfg.train.progress, max_steps=max_steps, envs=envs)
     if spec.family != "ogbench":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
     return episodes.assign(budget=cfg.budget, study=cfg.study, variant=cfg.variant, step=step)
@@ -557,9 +559,14 @@ def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, device: str 
         frames.append(evaluate_agent(agent, cfg, final_step, max_steps))
     else:
         final_step = cfg.train.steps
-        for step in cfg.eval.steps(cfg.train.steps):
-            _, agent = load_run(run_dir, device, step)
-            frames.append(evaluate_agent(agent, cfg, step, max_steps))
+        # One pool for every checkpoint: OGBench envs take 1-2 s each to build, and each episode resets its env from
+        # its own seed, so sharing changes no result.
+        spec = get_spec(cfg.dataset)
+        jobs = len(eval_tasks(spec)) * cfg.eval.episodes_per_task
+        with make_env_pool(spec, min(cfg.eval.num_envs, jobs), max_steps, cfg.eval.workers) as pool:
+            for step in cfg.eval.steps(cfg.train.steps):
+                _, agent = load_run(run_dir, device, step)
+                frames.append(evaluate_agent(agent, cfg, step, max_steps, pool))
     episodes = pd.concat(frames, ignore_index=True)
     spec = get_spec(cfg.dataset)
     write_results(episodes, spec, run_dir / "eval_episodes.csv")
