@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +30,12 @@ def normalise(name: str) -> str:
 
 
 def installed_versions() -> dict[str, str]:
-    return {normalise(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
+    """Distributions installed into the venv's site-packages. Once setuptools is imported it puts its own
+    `setuptools/_vendor` on sys.path, whose dist-info folders (packaging, wheel, ...) are setuptools' internals, not
+    packages of this environment; so only dist-info folders directly in site-packages count."""
+    site_packages = {Path(sysconfig.get_path(key)).resolve() for key in ("purelib", "platlib")}
+    return {normalise(dist.metadata["Name"]): dist.version for dist in metadata.distributions()
+            if Path(dist.locate_file("")).resolve() in site_packages}
 
 
 def locked_versions() -> dict[str, str]:
@@ -37,6 +43,7 @@ def locked_versions() -> dict[str, str]:
 
 
 def test_installed_packages_equal_the_lock():
+    import setuptools  # noqa: F401  whether an earlier test imported it must not matter (see installed_versions)
     installed = {name: v for name, v in installed_versions().items() if name not in NOT_LOCKED}
     locked = locked_versions()
     assert len(locked) > 50, f"{LOCK} lists only {len(locked)} pins: not a lock of this project"
