@@ -107,3 +107,24 @@ def test_cli_prints_totals_and_sources(tables, tmp_path, capsys):
 def test_missing_table_is_one_clear_error(tmp_path, tables):
     with pytest.raises(DataError, match="no benchmarks/bench_train_step.py table"):
         cost.estimate("smoke", cost.CONFIG_DIR, tmp_path / "absent.csv", tables["eval_table"], None, [])
+
+
+def test_slurm_time_limits_are_each_jobs_estimate_with_the_safety_factor(tables):
+    """The train and evaluate rules' `runtime` (SLURM time limit): the job's own estimate x TIME_LIMIT_SAFETY,
+    within TIME_LIMIT_MINUTES, for every run the DAG plans; GPU budgets use GPU times."""
+    results = tables["cpu_table"].parent
+    config = cost.workflow_config(cost.CONFIG_DIR, "paper")
+    config["data_root"] = "/nonexistent/data"
+    limits = cost.job_time_limits(config, results)
+    runs = cost.planned_runs(config, cost.data_dir_of(config))
+    assert len(limits) == len(runs)
+    low, high = cost.TIME_LIMIT_MINUTES
+    gpu = cost.gpu_train_rates(cost.cpu_train_rates(tables["cpu_table"]), None)
+    evals = cost.eval_rates(tables["eval_table"], list(runs["dataset"].unique()))
+    for r in runs.sample(50, random_state=0).itertuples():
+        limit = limits[(r.study, r.variant, r.method, r.dataset, r.seed)]
+        for stage, ms in (("train", r.steps * gpu[r.method].ms), ("evaluate", r.eval_env_steps * evals[r.dataset].ms)):
+            expected = min(max(cost.TIME_LIMIT_SAFETY * ms / 60_000, low), high)
+            assert limit[stage] == pytest.approx(expected, abs=1), (stage, r)
+    values = {limit["train"] for limit in limits.values()}
+    assert low in values and len(values) > 3  # short runs clipped to the floor, the others their own estimate

@@ -21,6 +21,7 @@ Every number says whether it was measured or projected, and how.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,12 @@ CONFIG_DIR = ROOT / "workflow" / "config"
 # ASSUMPTION (used only while no GPU table exists): a GPU update takes this fraction of the one-thread CPU update.
 # The models are small (0.1-3M parameters), so a GPU step is launch-bound; 0.1 is a guess, not a measurement.
 ASSUMED_GPU_SPEEDUP = 10.0
+# ASSUMPTIONS of the SLURM time limits (the train and evaluate rules' `runtime`, from this estimate): x2 for
+# the benchmarks' noise and for runs sharing a GPU; at least 15 min (queueing, start-up, data loading); at most 24 h,
+# a common GPU-partition limit: a run still going then is TIMEOUT, resubmitted by `retries`, and resumes from its
+# checkpoint.
+TIME_LIMIT_SAFETY = 2.0
+TIME_LIMIT_MINUTES = (15, 24 * 60)
 # bench_gpu.py rows (`variant`) that time a method's default update
 GPU_VARIANTS = {"qhyer": "qhyer-hybrid", "dt": "dt"}
 
@@ -229,6 +236,31 @@ def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, g
                      "device": "cpu", "hours": r.rows * rate.ms / 3.6e6 if rate else float("nan"),
                      "source": rate.source if rate else "not measured: no manifest of this family found"})
     return pd.DataFrame(rows), {"runs": runs, "data": data, "config": config}
+
+
+def job_time_limits(config: dict, results: Path = RESULTS) -> dict[tuple, dict[str, int]]:
+    """SLURM time limit in minutes of each run's train and evaluate job, keyed by (study, variant, method, dataset,
+    seed): the estimate of that job x TIME_LIMIT_SAFETY, clipped to TIME_LIMIT_MINUTES. `config` is the DAG's
+    (budget merged with --config); train times are GPU times when the budget trains on GPUs."""
+    runs = planned_runs(config, data_dir_of(config))
+    if runs.empty:
+        return {}
+    cpu = cpu_train_rates(results / "cpu_step_times.csv")
+    missing = sorted(set(runs["method"]) - set(cpu))
+    if missing:
+        raise DataError(f"{results / 'cpu_step_times.csv'} has no default-size time for {', '.join(missing)}",
+                        "rerun benchmarks/bench_train_step.py with every method")
+    train = gpu_train_rates(cpu, latest_gpu_table(results)) if config["train"]["gpus"] > 0 else cpu
+    evals = eval_rates(results / "eval_step_times.csv", list(runs["dataset"].unique()))
+    low, high = TIME_LIMIT_MINUTES
+
+    def minutes(ms: float) -> int:
+        return int(min(max(math.ceil(TIME_LIMIT_SAFETY * ms / 60_000), low), high))
+
+    return {(r.study, r.variant, r.method, r.dataset, r.seed): {
+                "train": minutes(r.steps * train[r.method].ms),
+                "evaluate": minutes(r.eval_env_steps * evals[r.dataset].ms)}
+            for r in runs.itertuples()}
 
 
 def render(table: pd.DataFrame, budget: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.methods import METHODS
+from qhyer.report.cost import job_time_limits
 from qhyer.runs import STUDIES, eval_schedule, merge_config, run_dir, study_variants, train_steps
 from qhyer.workflow_config import check_workflow_config
 
@@ -46,6 +47,22 @@ wildcard_constraints:
     study="|".join(STUDIES),
     seed=r"\d+",
     dataset="|".join(DATASETS),
+
+
+_time_limits = {}
+
+
+def time_limit(stage):
+    """A run's train or evaluate `runtime` resource (minutes; SLURM's time limit) from the cost estimate
+    (qhyer/report/cost.py: benchmark tables x the run's work, with its safety factor and bounds)."""
+
+    def minutes(wildcards):
+        if not _time_limits:
+            _time_limits.update(job_time_limits(config))
+        key = (wildcards.study, wildcards.variant, wildcards.method, wildcards.dataset, int(wildcards.seed))
+        return _time_limits[key][stage]
+
+    return minutes
 
 
 def datasets_of_family(family):

@@ -15,6 +15,7 @@ rule evaluate:
     threads: config["train"]["threads"]
     resources:
         gpu=config["train"]["gpus"],
+        runtime=time_limit("evaluate"),
     log:
         f"{LOGS}/evaluate/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
     benchmark:

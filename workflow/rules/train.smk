@@ -19,6 +19,7 @@ rule train:
     threads: config["train"]["threads"]
     resources:
         gpu=config["train"]["gpus"],
+        runtime=time_limit("train"),
     log:
         f"{LOGS}/train/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
     benchmark:
