@@ -7,8 +7,9 @@ per channel d (A diagonal, (d_inner, N)); B_t, C_t are input-dependent N-vectors
 Three entry points with one meaning:
   * `selective_scan`: the whole sequence. On CUDA it uses mamba-ssm's fused kernel when that package imports
     (`mamba_ssm/ops/selective_scan_interface.py`, `selective_scan_fn`), else our Triton kernel
-    (`qhyer/models/scan_triton.py`) when Triton imports; everywhere else our chunked pure-PyTorch scan with a
-    hand-written backward (`SelectiveScan`), cut into cache-sized time blocks.
+    (`qhyer/models/scan_triton.py`) when Triton imports; on the CPU in float32 our fused C kernel
+    (`qhyer/models/scan_cpu.py`, compiled on first use) when a C compiler is there; everywhere else our chunked
+    pure-PyTorch scan with a hand-written backward (`SelectiveScan`), cut into cache-sized time blocks.
   * `selective_step`: one step of the recurrence on a (B, d_inner, N) state (evaluation-time step mode).
   * `selective_scan_reference`: `selective_step` looped over time, the plain sequential definition that the tests
     and `benchmarks/bench_qhyer.py` compare against.
@@ -20,6 +21,8 @@ import functools
 import math
 
 import torch
+
+from qhyer.models import scan_cpu
 
 
 def selective_step(h: torch.Tensor, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -42,7 +45,13 @@ def selective_scan_reference(x: torch.Tensor, delta: torch.Tensor, A: torch.Tens
 
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor) -> torch.Tensor:
-    """x, delta (b, L, d), delta > 0 (softplus already applied); A (d, N) < 0; B, C (b, L, N); D (d) → y (b, L, d)."""
+    """x, delta (b, L, d), delta > 0 (softplus already applied); A (d, N) < 0; B, C (b, L, N); D (d) → y (b, L, d).
+
+    Under autocast (train.precision=bf16) the scan is a float32 island, as mamba-ssm's kernels compute in float32
+    whatever their input dtype: the state multiplies L decays, which bfloat16's 8-bit mantissa would compound."""
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return selective_scan(*(v.float() for v in (x, delta, A, B, C, D)))
     if x.is_cuda:
         fused = _cuda_selective_scan()
         if fused is not None:  # kernel layout: (b, d, L) and (b, N, L)
@@ -51,6 +60,8 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         triton_scan = _triton_selective_scan()
         if triton_scan is not None:
             return triton_scan(x, delta, A, B, C, D)
+    elif scan_cpu.supports(x, delta, A, B, C, D):
+        return scan_cpu.FusedCpuScan.apply(x, delta, A, B, C, D)
     return SelectiveScan.apply(x, delta, A, B, C, D)
 
 

@@ -1,0 +1,269 @@
+"""Mamba-1's selective scan as a fused C kernel for the CPU, compiled on first use with the system's C compiler.
+
+Same meaning as `qhyer.models.scan.selective_scan` (x, delta (b, L, d_inner); A (d_inner, N); B, C (b, L, N);
+D (d_inner) → y (b, L, d_inner)), float32 only. The pure-PyTorch scan (`scan.SelectiveScan`) makes ~35 passes over a
+(b, L, N, d_inner) state tensor per layer and is memory-bound; here each (batch row, block of CHANNELS channels)
+walks time once with its (N, CHANNELS) state in registers/L1, like the Triton kernel (`scan_triton.py`) on the GPU.
+
+Backward recomputes the states of one (batch row, channel block) into a small buffer (L · N · CHANNELS floats) and
+runs the adjoint recurrence backwards in time over it (the equations of `scan.SelectiveScan`):
+    g_t = C_t ⊗ ∂y_t + Ā_{t+1} ⊙ g_{t+1},   ∂L/∂(Δ_t A) = g_t ⊙ Ā_t ⊙ h_{t−1},   ∂L/∂(Δ_t x_t B_t) = g_t,
+so nothing of size b · L · d_inner · N is kept between forward and backward.
+
+Only plain C (no torch headers): `cc -O3 -march=native -fopenmp-simd` builds it in about a second; the shared library
+is cached under $XDG_CACHE_HOME/qhyer (or ~/.cache/qhyer), keyed by the source, the flags and the host. Any failure
+(no compiler, unwritable cache, load error) makes `cpu_fused_scan()` return None and `selective_scan` keeps the
+PyTorch scan. exp is a Cephes-style polynomial (relative error ~1e-7, as torch's vectorised exp); sums run in
+another order than torch's, so results equal the PyTorch scan within float32 rounding, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+# Channels per block: one 8-lane float32 vector (AVX2) per state row; must equal CHANNELS in the C source.
+CHANNELS = 8
+
+_SOURCE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHANNELS 8
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* GCC/Clang vector extensions: one vector of CHANNELS channels; compilers map it to AVX2 (or split it on
+   narrower SIMD). Written out because the auto-vectoriser gives up on the exp below. */
+typedef float vf __attribute__((vector_size(4 * CHANNELS)));
+typedef int32_t vi __attribute__((vector_size(4 * CHANNELS)));
+
+/* Cephes expf: e^x = 2^n · e^r, |r| ≤ ln2/2, degree-6 polynomial, 2^n from the exponent bits; x clamped to
+   [-88, 88] (below -87.3 the result is 0 or the smallest normal: the true value is subnormal). */
+ALWAYS_INLINE vf exp_vf(vf x) {
+    vi low = x < -88.0f, high = x > 88.0f;
+    x = (vf)(((vi)x & ~(low | high)) | ((vi)(x - x - 88.0f) & low) | ((vi)(x - x + 88.0f) & high));
+    vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;    /* round to nearest: 1.5 · 2^23 */
+    vf r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * (vf)((__builtin_convertvector(n, vi) + 127) << 23);
+}
+
+ALWAYS_INLINE float sum_vf(vf v) {
+    float total = 0.0f;
+    for (int c = 0; c < CHANNELS; c++) total += v[c];
+    return total;
+}
+
+/* Channels [c0, c0 + cb) of a row as one vector, the missing lanes 0 (so they add nothing to sums over channels). */
+ALWAYS_INLINE vf load(const float *row, int cb) {
+    vf v = {0};
+    memcpy(&v, row, sizeof(float) * cb);
+    return v;
+}
+
+ALWAYS_INLINE void store(float *row, vf v, int cb) { memcpy(row, &v, sizeof(float) * cb); }
+
+/* One batch row, channels [c0, c0 + cb): h_t into states[t · step_stride] (N vectors) and Ā_t into
+   decays[t · step_stride]; step_stride 0 keeps only the last step (forward without backward). y_t into `y` when it
+   is given. */
+ALWAYS_INLINE void walk_forward(const float *x, const float *delta, const vf *A_t, const float *B, const float *C,
+                                const float *D, float *y, vf *states, vf *decays, int64_t step_stride,
+                                int64_t length, int64_t d, int64_t N, int64_t c0, int cb) {
+    const vf Dv = load(D + c0, cb);
+    for (int64_t n = 0; n < N; n++) states[n] = (vf){0};
+    for (int64_t t = 0; t < length; t++) {
+        const vf xt = load(x + t * d + c0, cb), dt = load(delta + t * d + c0, cb), u = dt * xt;
+        const vf *h_prev = states + (t > 0 ? t - 1 : 0) * step_stride;
+        vf *h = states + t * step_stride, *decay = decays + t * step_stride, acc = Dv * xt;
+        for (int64_t n = 0; n < N; n++) {
+            decay[n] = exp_vf(dt * A_t[n]);
+            h[n] = decay[n] * h_prev[n] + u * B[t * N + n];
+            acc += C[t * N + n] * h[n];
+        }
+        if (y) store(y + t * d + c0, acc, cb);
+    }
+}
+
+ALWAYS_INLINE void walk_backward(const float *x, const float *delta, const vf *A_t, const float *B, const float *C,
+                                 const float *D, const float *grad_y, float *grad_x, float *grad_delta, vf *grad_A_t,
+                                 vf *grad_B_lanes, vf *grad_C_lanes, float *grad_D, const vf *states,
+                                 const vf *decays, vf *g, int64_t length, int64_t d, int64_t N, int64_t c0, int cb) {
+    const vf Dv = load(D + c0, cb);
+    vf grad_Dv = {0};
+    for (int64_t n = 0; n < N; n++) g[n] = (vf){0};                         /* Ā_{t+1} ⊙ g_{t+1}: 0 after the end */
+    for (int64_t t = length - 1; t >= 0; t--) {
+        const vf xt = load(x + t * d + c0, cb), dt = load(delta + t * d + c0, cb), gy = load(grad_y + t * d + c0, cb);
+        const vf u = dt * xt, *h = states + t * N, *decay = decays + t * N;
+        vf grad_u = {0}, grad_dt = {0};
+        for (int64_t n = 0; n < N; n++) {
+            const vf h_prev = t > 0 ? states[(t - 1) * N + n] : (vf){0};
+            const vf g_t = g[n] + C[t * N + n] * gy;                               /* ∂L/∂h_t */
+            const vf grad_dA = g_t * decay[n] * h_prev;                            /* ∂L/∂(Δ_t A) */
+            grad_C_lanes[t * N + n] += gy * h[n];                              /* summed over lanes by the caller */
+            grad_B_lanes[t * N + n] += g_t * u;
+            grad_u += g_t * B[t * N + n];
+            grad_dt += grad_dA * A_t[n];
+            grad_A_t[n] += grad_dA * dt;
+            g[n] = decay[n] * g_t;
+        }
+        store(grad_x + t * d + c0, grad_u * dt + Dv * gy, cb);
+        store(grad_delta + t * d + c0, grad_u * xt + grad_dt, cb);
+        grad_Dv += gy * xt;
+    }
+    store(grad_D + c0, load(grad_D + c0, cb) + grad_Dv, cb);
+}
+
+/* Inputs contiguous float32: x, delta, y (b, L, d); B, C (b, L, N); D (d); A_blocks (⌈d / CHANNELS⌉, N, CHANNELS):
+   Aᵀ by channel block, zero-padded, aligned to the vector size (PyTorch's allocations are 64-byte aligned). Whole
+   blocks of CHANNELS channels get a constant width (plain vector loads), the last partial block its own. Returns 1
+   when out of memory. */
+#define ROW_INPUTS x + row, delta + row, (const vf *)A_blocks + block * N, B + row_N, C + row_N, D
+#define FOR_CHANNEL_BLOCKS(call)                                                                  \
+    for (int64_t block = 0, c0 = 0; c0 < d; block++, c0 += CHANNELS) {                           \
+        if (c0 + CHANNELS <= d) { call(CHANNELS); } else { call((int)(d - c0)); }                 \
+    }
+
+int scan_forward(const float *x, const float *delta, const float *A_blocks, const float *B, const float *C,
+                 const float *D, float *y, int64_t batch, int64_t length, int64_t d, int64_t N) {
+    vf *last = aligned_alloc(sizeof(vf), sizeof(vf) * 2 * N);
+    if (!last) return 1;
+    for (int64_t i = 0; i < batch; i++) {
+        const int64_t row = i * length * d, row_N = i * length * N;
+#define FORWARD(cb) walk_forward(ROW_INPUTS, y + row, last, last + N, 0, length, d, N, c0, cb)
+        FOR_CHANNEL_BLOCKS(FORWARD)
+    }
+    free(last);
+    return 0;
+}
+
+/* grad_A_blocks (laid out as A_blocks) and grad_D are accumulated into (zero them first); grad_x, grad_delta,
+   grad_B and grad_C are written. ∂B_t, ∂C_t (sums over channels) gather per lane over a row's channel blocks and
+   are summed over lanes once per row. */
+int scan_backward(const float *x, const float *delta, const float *A_blocks, const float *B, const float *C,
+                  const float *D, const float *grad_y, float *grad_x, float *grad_delta, float *grad_A_blocks,
+                  float *grad_B, float *grad_C, float *grad_D, int64_t batch, int64_t length, int64_t d, int64_t N) {
+    vf *states = aligned_alloc(sizeof(vf), sizeof(vf) * length * N);
+    vf *decays = aligned_alloc(sizeof(vf), sizeof(vf) * length * N), *g = aligned_alloc(sizeof(vf), sizeof(vf) * N);
+    vf *grad_B_lanes = aligned_alloc(sizeof(vf), sizeof(vf) * length * N);
+    vf *grad_C_lanes = aligned_alloc(sizeof(vf), sizeof(vf) * length * N);
+    if (!states || !decays || !g || !grad_B_lanes || !grad_C_lanes) {
+        free(states); free(decays); free(g); free(grad_B_lanes); free(grad_C_lanes);
+        return 1;
+    }
+    for (int64_t i = 0; i < batch; i++) {
+        const int64_t row = i * length * d, row_N = i * length * N;
+        memset(grad_B_lanes, 0, sizeof(vf) * length * N);
+        memset(grad_C_lanes, 0, sizeof(vf) * length * N);
+#define RECOMPUTE_AND_BACKWARD(cb)                                                                               \
+        walk_forward(ROW_INPUTS, 0, states, decays, N, length, d, N, c0, cb);                                    \
+        walk_backward(ROW_INPUTS, grad_y + row, grad_x + row, grad_delta + row, (vf *)grad_A_blocks + block * N, \
+                      grad_B_lanes, grad_C_lanes, grad_D, states, decays, g, length, d, N, c0, cb)
+        FOR_CHANNEL_BLOCKS(RECOMPUTE_AND_BACKWARD)
+        for (int64_t k = 0; k < length * N; k++) {
+            grad_B[row_N + k] = sum_vf(grad_B_lanes[k]);
+            grad_C[row_N + k] = sum_vf(grad_C_lanes[k]);
+        }
+    }
+    free(states); free(decays); free(g); free(grad_B_lanes); free(grad_C_lanes);
+    return 0;
+}
+"""
+
+
+def _compile(source: str, flags: list[str], library: Path) -> bool:
+    compiler = shutil.which(os.environ.get("CC", "cc"))
+    if compiler is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        c_file, built = Path(tmp, "scan.c"), Path(tmp, library.name)
+        c_file.write_text(source)
+        try:
+            result = subprocess.run([compiler, *flags, str(c_file), "-o", str(built)], capture_output=True,
+                                    timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if result.returncode != 0:
+            return False
+        os.replace(built, library)  # atomic: concurrent processes never load a half-written library
+    return True
+
+
+@functools.cache
+def cpu_fused_scan() -> ctypes.CDLL | None:
+    """The compiled library (cached on disk), or None when it cannot be built or loaded."""
+    source = _SOURCE
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qhyer"
+    # -march=native: the host's vector width; a library is only reused on the host that built it (key below)
+    for flags in (["-O3", "-march=native", "-shared", "-fPIC"],
+                  ["-O3", "-shared", "-fPIC"]):
+        key = hashlib.sha256("\0".join([source, *flags, platform.node(), platform.machine()]).encode()).hexdigest()
+        library = cache / f"scan_cpu_{key[:16]}.so"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            if not library.exists() and not _compile(source, flags, library):
+                continue
+            lib = ctypes.CDLL(str(library))
+        except OSError:
+            continue
+        pointers, sizes = [ctypes.c_void_p] * 7, [ctypes.c_int64] * 4
+        lib.scan_forward.argtypes, lib.scan_forward.restype = pointers + sizes, ctypes.c_int
+        lib.scan_backward.argtypes, lib.scan_backward.restype = [ctypes.c_void_p] * 13 + sizes, ctypes.c_int
+        return lib
+    return None
+
+
+def supports(*tensors: torch.Tensor) -> bool:
+    """Whether the fused kernel takes these inputs: CPU float32 tensors, and the library builds."""
+    return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+            and cpu_fused_scan() is not None)
+
+
+def _by_channel_block(A: torch.Tensor) -> torch.Tensor:
+    """A (d, N) → (⌈d / CHANNELS⌉, N, CHANNELS): Aᵀ cut into the kernel's channel blocks, zero-padded."""
+    d, N = A.shape
+    padded = A.new_zeros(-(-d // CHANNELS) * CHANNELS, N)
+    padded[:d] = A
+    return padded.view(-1, CHANNELS, N).transpose(1, 2).contiguous()
+
+
+class FusedCpuScan(torch.autograd.Function):
+    """`selective_scan` on the CPU through the fused C kernel; call only when `supports(...)` holds."""
+
+    @staticmethod
+    def forward(ctx, x, delta, A, B, C, D):
+        x, delta, B, C, D = (v.contiguous() for v in (x, delta, B, C, D))
+        A_blocks = _by_channel_block(A)
+        y = torch.empty_like(x)
+        if cpu_fused_scan().scan_forward(*(v.data_ptr() for v in (x, delta, A_blocks, B, C, D, y)), *x.shape,
+                                         A.shape[1]):
+            raise MemoryError("selective scan forward: no memory for its state buffer")
+        ctx.save_for_backward(x, delta, A_blocks, B, C, D)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, delta, A_blocks, B, C, D = ctx.saved_tensors
+        grad_y = grad_y.contiguous()
+        grad_x, grad_delta = torch.empty_like(x), torch.empty_like(delta)
+        grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
+        grad_A_blocks, grad_D = torch.zeros_like(A_blocks), torch.zeros_like(D)
+        tensors = (x, delta, A_blocks, B, C, D, grad_y, grad_x, grad_delta, grad_A_blocks, grad_B, grad_C, grad_D)
+        if cpu_fused_scan().scan_backward(*(v.data_ptr() for v in tensors), *x.shape, A_blocks.shape[1]):
+            raise MemoryError(f"selective scan backward: no memory for two (L {x.shape[1]}, N {A_blocks.shape[1]}, "
+                              f"{CHANNELS}) float32 buffers")
+        grad_A = grad_A_blocks.transpose(1, 2).reshape(-1, A_blocks.shape[1])[:x.shape[2]]
+        return grad_x, grad_delta, grad_A, grad_B, grad_C, grad_D

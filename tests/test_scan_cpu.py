@@ -1,0 +1,104 @@
+"""The fused C scan for the CPU (qhyer/models/scan_cpu.py) and the pure-PyTorch scan it replaces in float32 both equal
+the sequential definition in the output and all six gradients; `selective_scan` picks the fused kernel on the CPU in
+float32, keeps the PyTorch scan otherwise, and falls back silently when no C compiler is there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_scan import scan_inputs, tiny_mamba
+
+from qhyer.models import scan, scan_cpu
+from qhyer.models.scan import SelectiveScan, selective_scan, selective_scan_reference
+
+needs_compiler = pytest.mark.skipif(scan_cpu.cpu_fused_scan() is None, reason="no C compiler to build the fused scan")
+TOLERANCE = dict(atol=1e-5, rtol=1e-5)  # float32, as tests/test_scan.py
+# Against the float64 definition, a float32 scan may be off by at most this many times the float32 definition's own
+# error (plus 1e-6 of the largest value): large Δ make some gradients ill-conditioned, so two float32 scans can differ
+# by 1e-4 relative on single elements while both are as close to the exact value as float32 allows.
+ERROR_RATIO = 4.0
+
+
+def assert_matches_reference(scan_fn, inputs: list[torch.Tensor]) -> None:
+    """Output and gradients of `scan_fn` (float32) as close to the float64 definition as the float32 definition is."""
+    grad_out = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1))
+    inputs64 = [t.detach().double().requires_grad_() for t in inputs]
+
+    def output_and_grads(fn, args, grad):
+        y = fn(*args)
+        return [y, *torch.autograd.grad(y, args, grad)]
+
+    ours = output_and_grads(scan_fn, inputs, grad_out)
+    ref32 = output_and_grads(selective_scan_reference, inputs, grad_out)
+    exact = output_and_grads(selective_scan_reference, inputs64, grad_out.double())
+    for name, o, r, e in zip(("y", "x", "delta", "A", "B", "C", "D"), ours, ref32, exact, strict=True):
+        assert torch.isfinite(o).all(), name
+        err, ref_err = (o.double() - e).abs().max(), (r.double() - e).abs().max()
+        assert err <= ERROR_RATIO * ref_err + 1e-6 * e.abs().max(), (name, err.item(), ref_err.item())
+        torch.testing.assert_close(o.double(), e, atol=1e-4, rtol=1e-4)
+
+
+@needs_compiler
+@pytest.mark.parametrize("length", [1, 2, 7, 61, 100])
+@pytest.mark.parametrize("large_delta", [False, True])
+@pytest.mark.parametrize("d_inner, d_state", [(8, 4), (5, 4), (19, 3), (16, 16)])  # whole and partial 8-channel blocks
+def test_fused_scan_equals_sequential_reference(length, large_delta, d_inner, d_state):
+    inputs = scan_inputs(3, length, d_inner, d_state, large_delta, seed=length)
+    assert_matches_reference(scan_cpu.FusedCpuScan.apply, inputs)
+
+
+@needs_compiler
+def test_fused_scan_takes_padding_and_strided_inputs():
+    x, delta, A, B, C, D = (t.detach() for t in scan_inputs(2, 12, 11, 4, large_delta=False))
+    delta[0, :5] = 0.0                                             # left padding as Mamba.forward sets it: Ā = 1
+    strided = [x.mT.contiguous().mT, delta, A.t().contiguous().t(), B, C[..., ::1], D]   # transposed memory layouts
+    assert not strided[0].is_contiguous() and not strided[2].is_contiguous()
+    assert_matches_reference(scan_cpu.FusedCpuScan.apply, [t.requires_grad_() for t in strided])
+
+
+@pytest.mark.parametrize("length", [1, 16, 61])
+@pytest.mark.parametrize("large_delta", [False, True])
+@pytest.mark.parametrize("block_steps", [1, 3, 1000])  # time blocks of 1 and 3 steps carry h and g across blocks
+def test_pytorch_scan_equals_sequential_reference(length, large_delta, block_steps, monkeypatch):
+    """The PyTorch scan still runs in float64, on CUDA without mamba-ssm and Triton, and without a C compiler."""
+    monkeypatch.setattr(scan, "BLOCK_ELEMENTS", block_steps * 3 * 5 * 4)  # steps × (b, d, N)
+    assert_matches_reference(SelectiveScan.apply, scan_inputs(3, length, 5, 4, large_delta, seed=length))
+
+
+@needs_compiler
+def test_dispatch_uses_the_fused_scan_in_float32_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(scan_cpu.FusedCpuScan, "apply", lambda *inputs: calls.append(len(inputs)) or inputs[0])
+    selective_scan(*scan_inputs(2, 5, 8, 4, large_delta=False))
+    assert calls == [6]
+    selective_scan(*[t.detach().double() for t in scan_inputs(2, 5, 8, 4, large_delta=False)])
+    assert calls == [6]
+
+
+def test_missing_compiler_falls_back_to_the_pytorch_scan(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing built there yet
+    scan_cpu.cpu_fused_scan.cache_clear()
+    try:
+        assert scan_cpu.cpu_fused_scan() is None
+        inputs = scan_inputs(2, 9, 6, 3, large_delta=False)
+        assert not scan_cpu.supports(*inputs)
+        torch.testing.assert_close(selective_scan(*inputs), selective_scan_reference(*inputs), **TOLERANCE)
+    finally:
+        scan_cpu.cpu_fused_scan.cache_clear()
+
+
+@needs_compiler
+def test_mamba_with_the_fused_scan_equals_the_pytorch_scan(monkeypatch):
+    mamba, u = tiny_mamba(2), torch.randn(3, 13, 8, generator=torch.Generator().manual_seed(3))
+    mask = torch.ones(3, 13, dtype=torch.bool)
+    mask[1, :6] = False
+
+    def output_and_grads():
+        out, _ = mamba(u, mask)
+        return [out, *torch.autograd.grad(out.square().sum(), list(mamba.parameters()))]
+
+    fused = output_and_grads()
+    monkeypatch.setattr(scan_cpu, "supports", lambda *tensors: False)
+    for ours, pytorch in zip(fused, output_and_grads(), strict=True):
+        torch.testing.assert_close(ours, pytorch, **TOLERANCE)
