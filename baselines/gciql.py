@@ -32,6 +32,8 @@ class GCIQLConfig(ValueConfig):
 
 
 class GCIQLAgent(MarkovAgent):
+    float32_calls = ("value.forward", "critic.forward", "target_critic.forward")  # qhyer.agent.Agent
+
     def __init__(self, cfg: GCIQLConfig, info: DataInfo):
         super().__init__(cfg, info)
         obs, goal, act = info.obs_dim, info.goal_dim, info.action_dim

@@ -45,6 +45,8 @@ def length_normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 class HIQLAgent(MarkovAgent):
+    float32_calls = ("goal_rep.forward", "value.forward", "target_value.forward")  # qhyer.agent.Agent
+
     def __init__(self, cfg: HIQLConfig, info: DataInfo):
         if cfg.goal_rep != "full":
             # A high-level target is both a state (in V(target, g)) and a subgoal (in φ([s; target])); the

@@ -110,6 +110,9 @@ def td_targets(rewards: torch.Tensor, terminals: torch.Tensor, last_value: torch
 
 
 class QTAgent(SequenceAgent):
+    loss_functions = ("critic_loss", "actor_loss")  # what `update` calls (qhyer.agent.Agent.wrap_loss_functions)
+    float32_calls = ("critic.forward", "critic_target.forward")
+
     def __init__(self, cfg: QTConfig, info: DataInfo):
         super().__init__(cfg, info)
         if cfg.n_candidates <= len(cfg.candidate_returns):

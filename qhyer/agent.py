@@ -9,17 +9,25 @@ placement are written once, in the trainer.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map_only
 
 from qhyer.data.episodes import EpisodeDataset
 from qhyer.data.registry import DatasetSpec
 from qhyer.errors import ConfigError
 from qhyer.rollout.policy import StepInput
+
+# train.precision → the autocast dtype of the loss functions (None: plain float32)
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+# train.compile_mode → torch.compile's `mode`; reduce-overhead adds CUDA graphs on CUDA (on CPU it compiles as default)
+COMPILE_MODES = ("default", "reduce-overhead")
 
 
 def dataset_family(spec: DatasetSpec) -> str:
@@ -86,6 +94,13 @@ class Agent(nn.Module):
     """Base class: input standardisation buffers, optimiser bookkeeping and train-state (de)serialisation."""
 
     sampler_kind: ClassVar[str]  # 'window' (sequence models) or 'transition' (MLP agents)
+    # The methods whose calls are an update's forward and loss computation (validation calls them too); the backward,
+    # gradient clipping and optimizer steps happen outside them. `wrap_loss_functions` autocasts and compiles these.
+    loss_functions: ClassVar[tuple[str, ...]] = ("losses",)
+    # Float32 islands under bf16: "module.method" calls run with autocast off on float32 inputs. Values and critics
+    # are regression targets whose differences matter (TD errors, advantages): a value near 1/(1−γ) = 100 has
+    # bfloat16 spacing 0.5. Modules set to None (a variant without that critic) are skipped.
+    float32_calls: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: MethodConfig, info: DataInfo):
         super().__init__()
@@ -114,6 +129,30 @@ class Agent(nn.Module):
         raise NotImplementedError
 
     # --- helpers -------------------------------------------------------------------------------------
+    def wrap_loss_functions(self, precision: str = "fp32", compile_mode: str | None = None) -> None:
+        """Run `loss_functions` under autocast to PRECISIONS[precision] and/or torch.compile(mode=compile_mode) (None:
+        eager). Call once the agent is on its device. Instance attributes shadow the methods, so `update` and
+        `validation_metrics` call the wrapped functions; parameters, gradients and optimizer state stay float32.
+
+        reduce-overhead: the outputs are cloned, because a CUDA-graph replay reuses its output memory, and a new
+        graph "generation" starts whenever a compiled function is called with no backward pending, e.g. QT's
+        actor_loss after the critic's step, while its critic metrics are still to be read."""
+        dtype = PRECISIONS[precision]
+        for path in self.float32_calls if dtype is not None else ():
+            owner_name, method = path.split(".")
+            owner = getattr(self, owner_name)
+            if owner is not None:
+                setattr(owner, method, float32_call(getattr(owner, method), self.device.type))
+        for name in self.loss_functions:
+            fn = getattr(self, name)
+            if dtype is not None:
+                fn = autocast(fn, self.device.type, dtype)
+            if compile_mode is not None:
+                fn = torch.compile(fn, mode=compile_mode)
+                if compile_mode == "reduce-overhead":
+                    fn = cloned_outputs(fn)
+            setattr(self, name, fn)
+
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
 
@@ -135,6 +174,33 @@ class Agent(nn.Module):
             opt.load_state_dict(state["optimizers"][key])
         for key, sched in self.schedulers.items():
             sched.load_state_dict(state["schedulers"][key])
+
+
+def autocast(fn: Callable, device_type: str, dtype: torch.dtype) -> Callable:
+    """`fn` run under torch.autocast (a context inside the function, so torch.compile traces it into the graph)."""
+    @functools.wraps(fn)
+    def autocast_fn(*args, **kwargs):
+        with torch.autocast(device_type, dtype=dtype):
+            return fn(*args, **kwargs)
+    return autocast_fn
+
+
+def float32_call(fn: Callable, device_type: str) -> Callable:
+    """`fn` with autocast off and its floating-point tensor arguments cast to float32."""
+    @functools.wraps(fn)
+    def float32_fn(*args, **kwargs):
+        with torch.autocast(device_type, enabled=False):
+            return fn(*tree_map_only(torch.Tensor, lambda t: t.float() if t.is_floating_point() else t, args),
+                      **kwargs)
+    return float32_fn
+
+
+def cloned_outputs(fn: Callable) -> Callable:
+    """`fn` whose tensor outputs are fresh copies (differentiable: gradients flow through the clones)."""
+    @functools.wraps(fn)
+    def cloning_fn(*args, **kwargs):
+        return tree_map_only(torch.Tensor, torch.clone, fn(*args, **kwargs))
+    return cloning_fn
 
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

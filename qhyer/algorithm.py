@@ -190,6 +190,7 @@ class DecisionModel(nn.Module):
 
 class QHyerAgent(Agent):
     sampler_kind = "window"
+    float32_calls = ("critic.loss", "critic.q", "q_head.forward")  # qhyer.agent.Agent.wrap_loss_functions
 
     def __init__(self, cfg: QHyerConfig, info: DataInfo):
         super().__init__(cfg, info)

@@ -38,7 +38,7 @@ import yaml
 from omegaconf import MISSING
 from tqdm.auto import tqdm
 
-from qhyer.agent import Agent, DataInfo, MethodConfig, dataset_family
+from qhyer.agent import COMPILE_MODES, PRECISIONS, Agent, DataInfo, MethodConfig, dataset_family
 from qhyer.data.registry import DatasetSpec, get_spec
 from qhyer.errors import ConfigError, DataError, DivergedError
 from qhyer.io import (
@@ -73,6 +73,13 @@ class LoopConfig:
     # (tests/test_compile.py). Off by default: on the 2-core CPU it paid only at small widths
     # (benchmarks/bench_train_step.py --compile; README). Not part of the run's identity.
     compile: bool = False
+    # torch.compile's mode: default | reduce-overhead (CUDA graphs of the compiled forward and backward on CUDA; on
+    # CPU the same code as default). Not part of the run's identity either.
+    compile_mode: str = "default"
+    # fp32 | bf16: bf16 runs each method's loss functions (forward and losses) under bfloat16 autocast; weights,
+    # gradients, optimizer state and the selective scan stay float32 (tests/test_precision.py states the tolerances).
+    # It changes the numbers, so bf16 is part of the run's identity (run_identity).
+    precision: str = "fp32"
     progress: bool = True
 
 
@@ -244,6 +251,12 @@ def check_run_config(cfg: RunConfig) -> None:
     if loop.on_changed_config not in CHANGED_CONFIG_ACTIONS:
         raise ConfigError(f"train.on_changed_config must be one of {', '.join(CHANGED_CONFIG_ACTIONS)} "
                           f"(got '{loop.on_changed_config}')")
+    if loop.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)} (got '{loop.precision}')")
+    if loop.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)} (got '{loop.compile_mode}')")
+    if loop.compile_mode != "default" and not loop.compile:
+        raise ConfigError(f"train.compile_mode={loop.compile_mode} has no effect without train.compile=true")
     if cfg.method.batch_size < 1:
         raise ConfigError(f"method.batch_size must be at least 1 (got {cfg.method.batch_size})")
     if cfg.seed < 0:
@@ -255,12 +268,15 @@ def run_identity(cfg: RunConfig, family_method: MethodConfig, dataset: Any) -> d
     """The config a checkpoint is bound to: everything that changes its weights or the checkpoints it keeps.
 
     The method fields are taken before `for_budget`, so a deliberate increase of train.steps keeps the identity
-    (a schedule that spans the run then spans the longer run). Logging, devices, threads and the checkpoint interval
-    do not change results and are left out.
+    (a schedule that spans the run then spans the longer run). Logging, devices, threads, compilation and the
+    checkpoint interval do not change results and are left out. train.precision does; it is recorded only when not
+    fp32, so checkpoints written before the option existed keep their hash.
     """
+    precision = {} if cfg.train.precision == "fp32" else {"precision": cfg.train.precision}
     return {"method": dataclasses.asdict(family_method), "dataset": cfg.dataset, "seed": cfg.seed,
             "dataset_rows": int(len(dataset)), "dataset_episodes": int(len(dataset.episode_starts)),
-            "eval_schedule": {"every": cfg.eval.every, "aggregate": cfg.eval.aggregate, "last_k": cfg.eval.last_k}}
+            "eval_schedule": {"every": cfg.eval.every, "aggregate": cfg.eval.aggregate, "last_k": cfg.eval.last_k},
+            **precision}
 
 
 def _differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -301,6 +317,10 @@ def train(cfg: RunConfig) -> Path:
     method_cfg = family_method.for_budget(cfg.train.steps)
     cfg = dataclasses.replace(cfg, method=method_cfg, dataset=spec.name)
     device = resolve_device(cfg.train.device)
+    if cfg.train.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        # autocast would fall back to float32 with a warning, and the run would be recorded as bf16
+        raise ConfigError(f"train.precision=bf16 but {torch.cuda.get_device_name(device)} has no bfloat16 support",
+                          "use train.precision=fp32")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
@@ -313,8 +333,7 @@ def train(cfg: RunConfig) -> Path:
         info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
         _check_statistics(info, dataset.source)
         agent = build_agent(method_cfg, info, device)
-        if cfg.train.compile:
-            agent.losses = torch.compile(agent.losses)  # an instance attribute: `update` calls it
+        agent.wrap_loss_functions(cfg.train.precision, cfg.train.compile_mode if cfg.train.compile else None)
         state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
         val_batches = _validation_batches(agent, spec, cfg)
         identity = run_identity(cfg, family_method, dataset)
