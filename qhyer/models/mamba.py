@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qhyer.models import mamba_cpu
 from qhyer.models.layers import masked_mean
 from qhyer.models.scan import selective_scan, selective_step
 
@@ -66,7 +67,10 @@ class Mamba(nn.Module):
         if mask is not None:
             u = u * mask[..., None]
         x, z = self.in_proj(u).chunk(2, dim=-1)
-        x = F.silu(self.conv1d(x.mT)[..., :length].mT)                    # causal: keep the first L outputs
+        if mamba_cpu.supports(x, self.conv1d.weight, self.conv1d.bias):    # one fused pass, no transposes
+            x = mamba_cpu.FusedCausalConvSiLU.apply(x, self.conv1d.weight, self.conv1d.bias)
+        else:
+            x = F.silu(self.conv1d(x.mT)[..., :length].mT)                # causal: keep the first L outputs
         delta, B, C = self._ssm_inputs(x)
         if mask is not None:
             delta = delta * mask[..., None]

@@ -8,7 +8,7 @@ Three entry points with one meaning:
   * `selective_scan`: the whole sequence. On CUDA it uses mamba-ssm's fused kernel when that package imports
     (`mamba_ssm/ops/selective_scan_interface.py`, `selective_scan_fn`), else our Triton kernel
     (`qhyer/models/scan_triton.py`) when Triton imports; on the CPU in float32 our fused C kernel
-    (`qhyer/models/scan_cpu.py`, compiled on first use) when a C compiler is there; everywhere else our chunked
+    (`qhyer/models/mamba_cpu.py`, compiled on first use) when a C compiler is there; everywhere else our chunked
     pure-PyTorch scan with a hand-written backward (`SelectiveScan`), cut into cache-sized time blocks.
   * `selective_step`: one step of the recurrence on a (B, d_inner, N) state (evaluation-time step mode).
   * `selective_scan_reference`: `selective_step` looped over time, the plain sequential definition that the tests
@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from qhyer.models import scan_cpu
+from qhyer.models import mamba_cpu
 
 
 def selective_step(h: torch.Tensor, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -60,8 +60,8 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         triton_scan = _triton_selective_scan()
         if triton_scan is not None:
             return triton_scan(x, delta, A, B, C, D)
-    elif scan_cpu.supports(x, delta, A, B, C, D):
-        return scan_cpu.FusedCpuScan.apply(x, delta, A, B, C, D)
+    elif mamba_cpu.supports(x, delta, A, B, C, D):
+        return mamba_cpu.FusedCpuScan.apply(x, delta, A, B, C, D)
     return SelectiveScan.apply(x, delta, A, B, C, D)
 
 

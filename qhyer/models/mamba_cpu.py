@@ -1,20 +1,24 @@
-"""Mamba-1's selective scan as a fused C kernel for the CPU, compiled on first use with the system's C compiler.
+"""Fused C kernels for the Mamba branch on the CPU, compiled on first use with the system's C compiler: the
+selective scan and the causal depthwise conv with SiLU. float32 only.
 
-Same meaning as `qhyer.models.scan.selective_scan` (x, delta (b, L, d_inner); A (d_inner, N); B, C (b, L, N);
-D (d_inner) → y (b, L, d_inner)), float32 only. The pure-PyTorch scan (`scan.SelectiveScan`) makes ~35 passes over a
-(b, L, N, d_inner) state tensor per layer and is memory-bound; here each (batch row, block of CHANNELS channels)
-walks time once with its (N, CHANNELS) state in registers/L1, like the Triton kernel (`scan_triton.py`) on the GPU.
-
-Backward recomputes the states of one (batch row, channel block) into a small buffer (L · N · CHANNELS floats) and
-runs the adjoint recurrence backwards in time over it (the equations of `scan.SelectiveScan`):
+Selective scan (`FusedCpuScan`): the meaning of `qhyer.models.scan.selective_scan` (x, delta (b, L, d_inner);
+A (d_inner, N); B, C (b, L, N); D (d_inner) → y (b, L, d_inner)). The pure-PyTorch scan (`scan.SelectiveScan`) makes
+~35 passes over a (b, L, N, d_inner) state tensor per layer and is memory-bound; here each (batch row, block of
+CHANNELS channels) walks time once with its (N, CHANNELS) state in registers/L1, like the Triton kernel
+(`scan_triton.py`) on the GPU. Backward recomputes the states of one (batch row, channel block) into a small buffer
+(L · N · CHANNELS floats) and runs the adjoint recurrence backwards in time over it (the equations of
+`scan.SelectiveScan`):
     g_t = C_t ⊗ ∂y_t + Ā_{t+1} ⊙ g_{t+1},   ∂L/∂(Δ_t A) = g_t ⊙ Ā_t ⊙ h_{t−1},   ∂L/∂(Δ_t x_t B_t) = g_t,
 so nothing of size b · L · d_inner · N is kept between forward and backward.
 
-Only plain C (no torch headers): `cc -O3 -march=native -fopenmp-simd` builds it in about a second; the shared library
-is cached under $XDG_CACHE_HOME/qhyer (or ~/.cache/qhyer), keyed by the source, the flags and the host. Any failure
-(no compiler, unwritable cache, load error) makes `cpu_fused_scan()` return None and `selective_scan` keeps the
-PyTorch scan. exp is a Cephes-style polynomial (relative error ~1e-7, as torch's vectorised exp); sums run in
-another order than torch's, so results equal the PyTorch scan within float32 rounding, not bit for bit.
+Conv + SiLU (`FusedCausalConvSiLU`): `F.silu(conv1d(x.mT)[..., :L].mT)` in one pass over the (b, L, d_inner) layout
+that in_proj produces (mkldnn's depthwise conv backward and the transposed SiLU cost ~5x more).
+
+Only plain C with GCC/Clang vector extensions (no torch headers): `cc -O3 -march=native` builds it in about a second;
+the shared library is cached under $XDG_CACHE_HOME/qhyer (or ~/.cache/qhyer), keyed by the source, the flags and the
+host. Any failure (no compiler, unwritable cache, load error) makes `library()` return None and the callers keep
+their PyTorch code. exp is a Cephes-style polynomial (relative error ~1e-7, as torch's vectorised exp) and sums run
+in another order than torch's, so results equal the PyTorch paths within float32 rounding, not bit for bit.
 """
 
 from __future__ import annotations
@@ -181,15 +185,67 @@ int scan_backward(const float *x, const float *delta, const float *A_blocks, con
     free(states); free(decays); free(g); free(grad_B_lanes); free(grad_C_lanes);
     return 0;
 }
+
+/* Mamba's causal depthwise conv with SiLU: pre_t = bias + Σ_j w_j ⊙ x_{t−k+1+j} (x_{<0} = 0), out_t = SiLU(pre_t).
+   x rows (b, L) are x_stride floats apart (x may be the first half of in_proj's output); w_t = wᵀ (k, d); out,
+   grad_out, grad_x contiguous (b, L, d). */
+ALWAYS_INLINE vf conv_pre(const float *x, int64_t x_stride, const float *w_t, vf bias, int64_t t, int64_t d,
+                          int64_t k, int64_t c0, int cb) {
+    vf pre = bias;
+    for (int64_t j = 0; j < k; j++)
+        if (t - k + 1 + j >= 0) pre += load(w_t + j * d + c0, cb) * load(x + (t - k + 1 + j) * x_stride + c0, cb);
+    return pre;
+}
+
+ALWAYS_INLINE vf sigmoid_vf(vf v) { return 1.0f / (1.0f + exp_vf(-v)); }
+
+void conv_silu_forward(const float *x, int64_t x_stride, const float *w_t, const float *bias, float *out,
+                       int64_t batch, int64_t length, int64_t d, int64_t k) {
+    for (int64_t i = 0; i < batch; i++) {
+        const float *xi = x + i * length * x_stride;
+        float *out_i = out + i * length * d;
+#define CONV_FORWARD(cb)                                                                                    \
+        for (int64_t t = 0; t < length; t++) {                                                              \
+            vf pre = conv_pre(xi, x_stride, w_t, load(bias + c0, cb), t, d, k, c0, cb);                     \
+            store(out_i + t * d + c0, pre * sigmoid_vf(pre), cb);                                           \
+        }
+        FOR_CHANNEL_BLOCKS(CONV_FORWARD)
+    }
+}
+
+/* pre_t is recomputed from x; grad_x is written, grad_w_t (k, d) and grad_bias (d) are accumulated into. */
+void conv_silu_backward(const float *x, int64_t x_stride, const float *w_t, const float *bias, const float *grad_out,
+                        float *grad_x, float *grad_w_t, float *grad_bias, int64_t batch, int64_t length, int64_t d,
+                        int64_t k) {
+    memset(grad_x, 0, sizeof(float) * batch * length * d);
+    for (int64_t i = 0; i < batch; i++) {
+        const float *xi = x + i * length * x_stride, *grad_out_i = grad_out + i * length * d;
+        float *grad_x_i = grad_x + i * length * d;
+#define CONV_BACKWARD(cb)                                                                                   \
+        for (int64_t t = 0; t < length; t++) {                                                              \
+            vf pre = conv_pre(xi, x_stride, w_t, load(bias + c0, cb), t, d, k, c0, cb), s = sigmoid_vf(pre); \
+            vf grad_pre = load(grad_out_i + t * d + c0, cb) * s * (1.0f + pre * (1.0f - s));                \
+            store(grad_bias + c0, load(grad_bias + c0, cb) + grad_pre, cb);                                 \
+            for (int64_t j = 0; j < k; j++) {                                                               \
+                int64_t src = t - k + 1 + j;                                                                \
+                if (src < 0) continue;                                                                      \
+                float *gx = grad_x_i + src * d + c0, *gw = grad_w_t + j * d + c0;                           \
+                store(gx, load(gx, cb) + load(w_t + j * d + c0, cb) * grad_pre, cb);                        \
+                store(gw, load(gw, cb) + load(xi + src * x_stride + c0, cb) * grad_pre, cb);                \
+            }                                                                                               \
+        }
+        FOR_CHANNEL_BLOCKS(CONV_BACKWARD)
+    }
+}
 """
 
 
-def _compile(source: str, flags: list[str], library: Path) -> bool:
+def _compile(source: str, flags: list[str], target: Path) -> bool:
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         return False
     with tempfile.TemporaryDirectory() as tmp:
-        c_file, built = Path(tmp, "scan.c"), Path(tmp, library.name)
+        c_file, built = Path(tmp, "mamba_cpu.c"), Path(tmp, target.name)
         c_file.write_text(source)
         try:
             result = subprocess.run([compiler, *flags, str(c_file), "-o", str(built)], capture_output=True,
@@ -198,12 +254,12 @@ def _compile(source: str, flags: list[str], library: Path) -> bool:
             return False
         if result.returncode != 0:
             return False
-        os.replace(built, library)  # atomic: concurrent processes never load a half-written library
+        os.replace(built, target)  # atomic: concurrent processes never load a half-written library
     return True
 
 
 @functools.cache
-def cpu_fused_scan() -> ctypes.CDLL | None:
+def library() -> ctypes.CDLL | None:
     """The compiled library (cached on disk), or None when it cannot be built or loaded."""
     source = _SOURCE
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qhyer"
@@ -211,25 +267,29 @@ def cpu_fused_scan() -> ctypes.CDLL | None:
     for flags in (["-O3", "-march=native", "-shared", "-fPIC"],
                   ["-O3", "-shared", "-fPIC"]):
         key = hashlib.sha256("\0".join([source, *flags, platform.node(), platform.machine()]).encode()).hexdigest()
-        library = cache / f"scan_cpu_{key[:16]}.so"
+        path = cache / f"mamba_cpu_{key[:16]}.so"
         try:
             cache.mkdir(parents=True, exist_ok=True)
-            if not library.exists() and not _compile(source, flags, library):
+            if not path.exists() and not _compile(source, flags, path):
                 continue
-            lib = ctypes.CDLL(str(library))
+            lib = ctypes.CDLL(str(path))
         except OSError:
             continue
         pointers, sizes = [ctypes.c_void_p] * 7, [ctypes.c_int64] * 4
         lib.scan_forward.argtypes, lib.scan_forward.restype = pointers + sizes, ctypes.c_int
         lib.scan_backward.argtypes, lib.scan_backward.restype = [ctypes.c_void_p] * 13 + sizes, ctypes.c_int
+        pointer, size = ctypes.c_void_p, ctypes.c_int64
+        lib.conv_silu_forward.argtypes = [pointer, size, pointer, pointer, pointer] + sizes
+        lib.conv_silu_backward.argtypes = [pointer, size, *[pointer] * 6] + sizes
+        lib.conv_silu_forward.restype = lib.conv_silu_backward.restype = None
         return lib
     return None
 
 
 def supports(*tensors: torch.Tensor) -> bool:
-    """Whether the fused kernel takes these inputs: CPU float32 tensors, and the library builds."""
+    """Whether the fused kernels take these inputs: CPU float32 tensors, and the library builds."""
     return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-            and cpu_fused_scan() is not None)
+            and library() is not None)
 
 
 def _by_channel_block(A: torch.Tensor) -> torch.Tensor:
@@ -248,7 +308,7 @@ class FusedCpuScan(torch.autograd.Function):
         x, delta, B, C, D = (v.contiguous() for v in (x, delta, B, C, D))
         A_blocks = _by_channel_block(A)
         y = torch.empty_like(x)
-        if cpu_fused_scan().scan_forward(*(v.data_ptr() for v in (x, delta, A_blocks, B, C, D, y)), *x.shape,
+        if library().scan_forward(*(v.data_ptr() for v in (x, delta, A_blocks, B, C, D, y)), *x.shape,
                                          A.shape[1]):
             raise MemoryError("selective scan forward: no memory for its state buffer")
         ctx.save_for_backward(x, delta, A_blocks, B, C, D)
@@ -262,8 +322,42 @@ class FusedCpuScan(torch.autograd.Function):
         grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
         grad_A_blocks, grad_D = torch.zeros_like(A_blocks), torch.zeros_like(D)
         tensors = (x, delta, A_blocks, B, C, D, grad_y, grad_x, grad_delta, grad_A_blocks, grad_B, grad_C, grad_D)
-        if cpu_fused_scan().scan_backward(*(v.data_ptr() for v in tensors), *x.shape, A_blocks.shape[1]):
+        if library().scan_backward(*(v.data_ptr() for v in tensors), *x.shape, A_blocks.shape[1]):
             raise MemoryError(f"selective scan backward: no memory for two (L {x.shape[1]}, N {A_blocks.shape[1]}, "
                               f"{CHANNELS}) float32 buffers")
         grad_A = grad_A_blocks.transpose(1, 2).reshape(-1, A_blocks.shape[1])[:x.shape[2]]
         return grad_x, grad_delta, grad_A, grad_B, grad_C, grad_D
+
+
+def _rows_of_contiguous_channels(x: torch.Tensor) -> torch.Tensor:
+    """x (b, L, d) with channels contiguous and evenly spaced rows (e.g. a chunk of in_proj's output), else a copy."""
+    b, length, _ = x.shape
+    if x.stride(2) == 1 and (b == 1 or x.stride(0) == length * x.stride(1)):
+        return x
+    return x.contiguous()
+
+
+class FusedCausalConvSiLU(torch.autograd.Function):
+    """SiLU(causal depthwise conv(x)) along time, x (b, L, d) → (b, L, d), as Mamba's
+    `F.silu(conv1d(x.mT)[..., :L].mT)` with conv1d weight (d, 1, k), bias (d). One pass, no transposes; backward
+    recomputes the pre-activation."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        x = _rows_of_contiguous_channels(x)
+        w_t, bias = weight[:, 0].t().contiguous(), bias.contiguous()                  # (k, d)
+        out = x.new_empty(x.shape)
+        library().conv_silu_forward(x.data_ptr(), x.stride(1), w_t.data_ptr(), bias.data_ptr(), out.data_ptr(),
+                                           *x.shape, w_t.shape[0])
+        ctx.save_for_backward(x, w_t, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, w_t, bias = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_x, grad_w_t, grad_bias = x.new_empty(x.shape), torch.zeros_like(w_t), torch.zeros_like(bias)
+        library().conv_silu_backward(x.data_ptr(), x.stride(1), w_t.data_ptr(), bias.data_ptr(),
+                                            grad_out.data_ptr(), grad_x.data_ptr(), grad_w_t.data_ptr(),
+                                            grad_bias.data_ptr(), *x.shape, w_t.shape[0])
+        return grad_x, grad_w_t.t()[:, None], grad_bias

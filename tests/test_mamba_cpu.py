@@ -1,17 +1,19 @@
-"""The fused C scan for the CPU (qhyer/models/scan_cpu.py) and the pure-PyTorch scan it replaces in float32 both equal
-the sequential definition in the output and all six gradients; `selective_scan` picks the fused kernel on the CPU in
-float32, keeps the PyTorch scan otherwise, and falls back silently when no C compiler is there."""
+"""The fused C kernels for the CPU (qhyer/models/mamba_cpu.py): the scan and the pure-PyTorch scan it replaces in
+float32 both equal the sequential definition in the output and all six gradients; the conv + SiLU equals Mamba's
+PyTorch conv; `selective_scan` and `Mamba` pick the kernels on the CPU in float32, keep PyTorch otherwise, and fall
+back silently when no C compiler is there."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from test_scan import scan_inputs, tiny_mamba
 
-from qhyer.models import scan, scan_cpu
+from qhyer.models import mamba_cpu, scan
 from qhyer.models.scan import SelectiveScan, selective_scan, selective_scan_reference
 
-needs_compiler = pytest.mark.skipif(scan_cpu.cpu_fused_scan() is None, reason="no C compiler to build the fused scan")
+needs_compiler = pytest.mark.skipif(mamba_cpu.library() is None, reason="no C compiler to build the kernels")
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)  # float32, as tests/test_scan.py
 # Against the float64 definition, a float32 scan may be off by at most this many times the float32 definition's own
 # error (plus 1e-6 of the largest value): large Δ make some gradients ill-conditioned, so two float32 scans can differ
@@ -44,7 +46,7 @@ def assert_matches_reference(scan_fn, inputs: list[torch.Tensor]) -> None:
 @pytest.mark.parametrize("d_inner, d_state", [(8, 4), (5, 4), (19, 3), (16, 16)])  # whole and partial 8-channel blocks
 def test_fused_scan_equals_sequential_reference(length, large_delta, d_inner, d_state):
     inputs = scan_inputs(3, length, d_inner, d_state, large_delta, seed=length)
-    assert_matches_reference(scan_cpu.FusedCpuScan.apply, inputs)
+    assert_matches_reference(mamba_cpu.FusedCpuScan.apply, inputs)
 
 
 @needs_compiler
@@ -53,7 +55,7 @@ def test_fused_scan_takes_padding_and_strided_inputs():
     delta[0, :5] = 0.0                                             # left padding as Mamba.forward sets it: Ā = 1
     strided = [x.mT.contiguous().mT, delta, A.t().contiguous().t(), B, C[..., ::1], D]   # transposed memory layouts
     assert not strided[0].is_contiguous() and not strided[2].is_contiguous()
-    assert_matches_reference(scan_cpu.FusedCpuScan.apply, [t.requires_grad_() for t in strided])
+    assert_matches_reference(mamba_cpu.FusedCpuScan.apply, [t.requires_grad_() for t in strided])
 
 
 @pytest.mark.parametrize("length", [1, 16, 61])
@@ -68,7 +70,7 @@ def test_pytorch_scan_equals_sequential_reference(length, large_delta, block_ste
 @needs_compiler
 def test_dispatch_uses_the_fused_scan_in_float32_only(monkeypatch):
     calls = []
-    monkeypatch.setattr(scan_cpu.FusedCpuScan, "apply", lambda *inputs: calls.append(len(inputs)) or inputs[0])
+    monkeypatch.setattr(mamba_cpu.FusedCpuScan, "apply", lambda *inputs: calls.append(len(inputs)) or inputs[0])
     selective_scan(*scan_inputs(2, 5, 8, 4, large_delta=False))
     assert calls == [6]
     selective_scan(*[t.detach().double() for t in scan_inputs(2, 5, 8, 4, large_delta=False)])
@@ -78,14 +80,14 @@ def test_dispatch_uses_the_fused_scan_in_float32_only(monkeypatch):
 def test_missing_compiler_falls_back_to_the_pytorch_scan(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing built there yet
-    scan_cpu.cpu_fused_scan.cache_clear()
+    mamba_cpu.library.cache_clear()
     try:
-        assert scan_cpu.cpu_fused_scan() is None
+        assert mamba_cpu.library() is None
         inputs = scan_inputs(2, 9, 6, 3, large_delta=False)
-        assert not scan_cpu.supports(*inputs)
+        assert not mamba_cpu.supports(*inputs)
         torch.testing.assert_close(selective_scan(*inputs), selective_scan_reference(*inputs), **TOLERANCE)
     finally:
-        scan_cpu.cpu_fused_scan.cache_clear()
+        mamba_cpu.library.cache_clear()
 
 
 @needs_compiler
@@ -99,6 +101,23 @@ def test_mamba_with_the_fused_scan_equals_the_pytorch_scan(monkeypatch):
         return [out, *torch.autograd.grad(out.square().sum(), list(mamba.parameters()))]
 
     fused = output_and_grads()
-    monkeypatch.setattr(scan_cpu, "supports", lambda *tensors: False)
+    monkeypatch.setattr(mamba_cpu, "supports", lambda *tensors: False)
     for ours, pytorch in zip(fused, output_and_grads(), strict=True):
         torch.testing.assert_close(ours, pytorch, **TOLERANCE)
+
+
+@needs_compiler
+@pytest.mark.parametrize("length, d_inner", [(1, 8), (3, 13), (60, 16)])  # shorter than the kernel; partial block
+def test_fused_conv_silu_equals_pytorch_conv(length, d_inner):
+    g = torch.Generator().manual_seed(length)
+    conv = torch.nn.Conv1d(d_inner, d_inner, 4, groups=d_inner, padding=3)
+    xz = torch.randn(2, length, 2 * d_inner, generator=g, requires_grad=True)
+    x = xz[..., :d_inner]                                           # a strided view, as in Mamba.forward
+    grad_out = torch.randn(2, length, d_inner, generator=g)
+    params = [xz, conv.weight, conv.bias]
+    fused = mamba_cpu.FusedCausalConvSiLU.apply(x, conv.weight, conv.bias)
+    pytorch = F.silu(conv(x.mT)[..., :length].mT)
+    torch.testing.assert_close(fused, pytorch, **TOLERANCE)
+    for ours, ref in zip(torch.autograd.grad(fused, params, grad_out), torch.autograd.grad(pytorch, params, grad_out),
+                         strict=True):
+        torch.testing.assert_close(ours, ref, **TOLERANCE)
