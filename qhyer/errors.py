@@ -6,8 +6,11 @@ so bad input never produces a traceback or a half-written file.
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class UserError(Exception):
@@ -45,3 +48,28 @@ def cli_main(main: Callable[[], int | None]) -> None:
         print("error: interrupted; partial outputs were not kept", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+@contextmanager
+def remembered_interrupts() -> Iterator[Callable[[], None]]:
+    """Ctrl-C raises KeyboardInterrupt at once, as usual, and is also remembered: Python drops an exception raised
+    while a finalizer runs ("Exception ignored in ..."), so a Ctrl-C landing there would be lost and a long loop
+    would run on. The yielded `check` raises a remembered one; loops call it once per iteration."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread can set handlers
+        yield lambda: None
+        return
+    received = []
+
+    def on_sigint(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)

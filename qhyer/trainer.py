@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from qhyer.agent import COMPILE_MODES, PRECISIONS, Agent, DataInfo, MethodConfig, dataset_family
 from qhyer.data.registry import DatasetSpec, get_spec
-from qhyer.errors import ConfigError, DataError, DivergedError
+from qhyer.errors import ConfigError, DataError, DivergedError, remembered_interrupts
 from qhyer.io import (
     atomic_path,
     config_hash,
@@ -409,10 +409,11 @@ def _train_loop(state: TrainState, cfg: RunConfig, info: DataInfo, identity: dic
     agent, loop = state.agent, cfg.train
     log = MetricsLog(run_dir, state.step)
     eval_steps = set(cfg.eval.steps(loop.steps))
-    try:
+    with remembered_interrupts() as check_interrupted, contextlib.closing(log):
         bar = tqdm(total=loop.steps, initial=state.step, disable=not loop.progress,
                    desc=f"{cfg.method.name} {cfg.dataset} seed {cfg.seed}", dynamic_ncols=True)
         while state.step < loop.steps:
+            check_interrupted()
             agent.train()
             metrics = agent.update(_to(state.sampler.sample(cfg.method.batch_size), device), state.step)
             state.step += 1
@@ -428,8 +429,6 @@ def _train_loop(state: TrainState, cfg: RunConfig, info: DataInfo, identity: dic
             if state.step % loop.checkpoint_every == 0 or state.step == loop.steps:
                 save_checkpoint(state, checkpoint_path(run_dir), info, identity, loop.steps)
         bar.close()
-    finally:
-        log.close()
 
 
 def _check_finite(metrics: dict[str, float], step: int) -> None:
