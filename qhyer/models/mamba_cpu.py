@@ -53,8 +53,9 @@ typedef int32_t vi __attribute__((vector_size(4 * CHANNELS)));
 /* Cephes expf: e^x = 2^n · e^r, |r| ≤ ln2/2, degree-6 polynomial, 2^n from the exponent bits; x clamped to
    [-88, 88] (below -87.3 the result is 0 or the smallest normal: the true value is subnormal). */
 ALWAYS_INLINE vf exp_vf(vf x) {
-    vi low = x < -88.0f, high = x > 88.0f;
-    x = (vf)(((vi)x & ~(low | high)) | ((vi)(x - x - 88.0f) & low) | ((vi)(x - x + 88.0f) & high));
+    const vf bound = (vf){0} + 88.0f;
+    vi low = x < -bound, high = x > bound;
+    x = (vf)(((vi)x & ~(low | high)) | ((vi)-bound & low) | ((vi)bound & high));
     vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;    /* round to nearest: 1.5 · 2^23 */
     vf r = x - n * 0.693359375f + n * 2.12194440e-4f;
     vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
