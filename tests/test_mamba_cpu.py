@@ -21,7 +21,7 @@ TOLERANCE = dict(atol=1e-5, rtol=1e-5)  # float32, as tests/test_scan.py
 ERROR_RATIO = 4.0
 
 
-def assert_matches_reference(scan_fn, inputs: list[torch.Tensor]) -> None:
+def assert_matches_reference(scan_fn, inputs: list[torch.Tensor], reference=selective_scan_reference) -> None:
     """Output and gradients of `scan_fn` (float32) as close to the float64 definition as the float32 definition is."""
     grad_out = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1))
     inputs64 = [t.detach().double().requires_grad_() for t in inputs]
@@ -31,9 +31,10 @@ def assert_matches_reference(scan_fn, inputs: list[torch.Tensor]) -> None:
         return [y, *torch.autograd.grad(y, args, grad)]
 
     ours = output_and_grads(scan_fn, inputs, grad_out)
-    ref32 = output_and_grads(selective_scan_reference, inputs, grad_out)
-    exact = output_and_grads(selective_scan_reference, inputs64, grad_out.double())
-    for name, o, r, e in zip(("y", "x", "delta", "A", "B", "C", "D"), ours, ref32, exact, strict=True):
+    ref32 = output_and_grads(reference, inputs, grad_out)
+    exact = output_and_grads(reference, inputs64, grad_out.double())
+    names = ("y", "x", "delta", "A", "B", "C", "D", "z")[:len(ours)]           # output, then one grad per input
+    for name, o, r, e in zip(names, ours, ref32, exact, strict=True):
         assert torch.isfinite(o).all(), name
         err, ref_err = (o.double() - e).abs().max(), (r.double() - e).abs().max()
         assert err <= ERROR_RATIO * ref_err + 1e-6 * e.abs().max(), (name, err.item(), ref_err.item())
@@ -47,6 +48,16 @@ def assert_matches_reference(scan_fn, inputs: list[torch.Tensor]) -> None:
 def test_fused_scan_equals_sequential_reference(length, large_delta, d_inner, d_state):
     inputs = scan_inputs(3, length, d_inner, d_state, large_delta, seed=length)
     assert_matches_reference(mamba_cpu.FusedCpuScan.apply, inputs)
+
+
+@needs_compiler
+@pytest.mark.parametrize("length, d_inner", [(1, 8), (17, 13)])
+def test_fused_gated_scan_equals_reference_times_silu(length, d_inner):
+    """The gate of Mamba's output, y ⊙ SiLU(z), in the same pass; z a strided view as in Mamba.forward."""
+    inputs = [t.detach() for t in scan_inputs(2, length, d_inner, 4, large_delta=False, seed=length)]
+    xz = torch.randn(2, length, 2 * d_inner, generator=torch.Generator().manual_seed(5))
+    assert_matches_reference(mamba_cpu.FusedCpuScan.apply, [t.requires_grad_() for t in (*inputs, xz[..., d_inner:])],
+                             lambda *args: selective_scan_reference(*args[:6]) * F.silu(args[6]))
 
 
 @needs_compiler
@@ -72,9 +83,9 @@ def test_dispatch_uses_the_fused_scan_in_float32_only(monkeypatch):
     calls = []
     monkeypatch.setattr(mamba_cpu.FusedCpuScan, "apply", lambda *inputs: calls.append(len(inputs)) or inputs[0])
     selective_scan(*scan_inputs(2, 5, 8, 4, large_delta=False))
-    assert calls == [6]
+    assert calls == [7]  # x, delta, A, B, C, D and the gate z (None here)
     selective_scan(*[t.detach().double() for t in scan_inputs(2, 5, 8, 4, large_delta=False)])
-    assert calls == [6]
+    assert calls == [7]                                          # float64: not called again
 
 
 def test_missing_compiler_falls_back_to_the_pytorch_scan(monkeypatch, tmp_path):

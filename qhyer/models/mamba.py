@@ -74,8 +74,7 @@ class Mamba(nn.Module):
         delta, B, C = self._ssm_inputs(x)
         if mask is not None:
             delta = delta * mask[..., None]
-        y = selective_scan(x, delta, self.A, B, C, self.D)
-        return self.out_proj(y * F.silu(z)), delta
+        return self.out_proj(selective_scan(x, delta, self.A, B, C, self.D, z=z)), delta
 
     def decay_means(self, delta: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Δ (b, L, d_inner) from `forward`, mask (b, L) True = real → means over real tokens and channels of Δ_t

@@ -67,6 +67,8 @@ ALWAYS_INLINE vf exp_vf(vf x) {
     return p * (vf)((__builtin_convertvector(n, vi) + 127) << 23);
 }
 
+ALWAYS_INLINE vf sigmoid_vf(vf v) { return 1.0f / (1.0f + exp_vf(-v)); }
+
 ALWAYS_INLINE float sum_vf(vf v) {
     float total = 0.0f;
     for (int c = 0; c < CHANNELS; c++) total += v[c];
@@ -83,11 +85,12 @@ ALWAYS_INLINE vf load(const float *row, int cb) {
 ALWAYS_INLINE void store(float *row, vf v, int cb) { memcpy(row, &v, sizeof(float) * cb); }
 
 /* One batch row, channels [c0, c0 + cb): h_t into states[t · step_stride] (N vectors) and Ā_t into
-   decays[t · step_stride]; step_stride 0 keeps only the last step (forward without backward). y_t into `y` when it
-   is given. */
+   decays[t · step_stride]; step_stride 0 keeps only the last step (forward without backward). When `y` is given,
+   y_t into it, or with the gate z (rows z_stride apart) y_t into y_pre and y_t ⊙ SiLU(z_t) into y. */
 ALWAYS_INLINE void walk_forward(const float *x, const float *delta, const vf *A_t, const float *B, const float *C,
-                                const float *D, float *y, vf *states, vf *decays, int64_t step_stride,
-                                int64_t length, int64_t d, int64_t N, int64_t c0, int cb) {
+                                const float *D, const float *z, int64_t z_stride, float *y_pre, float *y,
+                                vf *states, vf *decays, int64_t step_stride, int64_t length, int64_t d, int64_t N,
+                                int64_t c0, int cb) {
     const vf Dv = load(D + c0, cb);
     for (int64_t n = 0; n < N; n++) states[n] = (vf){0};
     for (int64_t t = 0; t < length; t++) {
@@ -99,20 +102,34 @@ ALWAYS_INLINE void walk_forward(const float *x, const float *delta, const vf *A_
             h[n] = decay[n] * h_prev[n] + u * B[t * N + n];
             acc += C[t * N + n] * h[n];
         }
-        if (y) store(y + t * d + c0, acc, cb);
+        if (y && z) {
+            const vf zt = load(z + t * z_stride + c0, cb);
+            store(y_pre + t * d + c0, acc, cb);
+            store(y + t * d + c0, acc * zt * sigmoid_vf(zt), cb);
+        } else if (y) {
+            store(y + t * d + c0, acc, cb);
+        }
     }
 }
 
+/* With the gate z, grad_y is ∂L/∂(y ⊙ SiLU(z)): ∂L/∂z goes to grad_z (from y_pre) and ∂L/∂y = grad_y ⊙ SiLU(z). */
 ALWAYS_INLINE void walk_backward(const float *x, const float *delta, const vf *A_t, const float *B, const float *C,
-                                 const float *D, const float *grad_y, float *grad_x, float *grad_delta, vf *grad_A_t,
-                                 vf *grad_B_lanes, vf *grad_C_lanes, float *grad_D, const vf *states,
+                                 const float *D, const float *z, int64_t z_stride, const float *y_pre,
+                                 const float *grad_y, float *grad_x, float *grad_delta, vf *grad_A_t,
+                                 vf *grad_B_lanes, vf *grad_C_lanes, float *grad_D, float *grad_z, const vf *states,
                                  const vf *decays, vf *g, int64_t length, int64_t d, int64_t N, int64_t c0, int cb) {
     const vf Dv = load(D + c0, cb);
     vf grad_Dv = {0};
     for (int64_t n = 0; n < N; n++) g[n] = (vf){0};                         /* Ā_{t+1} ⊙ g_{t+1}: 0 after the end */
     for (int64_t t = length - 1; t >= 0; t--) {
-        const vf xt = load(x + t * d + c0, cb), dt = load(delta + t * d + c0, cb), gy = load(grad_y + t * d + c0, cb);
+        const vf xt = load(x + t * d + c0, cb), dt = load(delta + t * d + c0, cb);
         const vf u = dt * xt, *h = states + t * N, *decay = decays + t * N;
+        vf gy = load(grad_y + t * d + c0, cb);
+        if (z) {
+            const vf zt = load(z + t * z_stride + c0, cb), s = sigmoid_vf(zt);
+            store(grad_z + t * d + c0, gy * load(y_pre + t * d + c0, cb) * s * (1.0f + zt * (1.0f - s)), cb);
+            gy *= zt * s;
+        }
         vf grad_u = {0}, grad_dt = {0};
         for (int64_t n = 0; n < N; n++) {
             const vf h_prev = t > 0 ? states[(t - 1) * N + n] : (vf){0};
@@ -132,18 +149,21 @@ ALWAYS_INLINE void walk_backward(const float *x, const float *delta, const vf *A
     store(grad_D + c0, load(grad_D + c0, cb) + grad_Dv, cb);
 }
 
-/* Inputs contiguous float32: x, delta, y (b, L, d); B, C (b, L, N); D (d); A_blocks (⌈d / CHANNELS⌉, N, CHANNELS):
-   Aᵀ by channel block, zero-padded, aligned to the vector size (PyTorch's allocations are 64-byte aligned). Whole
-   blocks of CHANNELS channels get a constant width (plain vector loads), the last partial block its own. Returns 1
-   when out of memory. */
-#define ROW_INPUTS x + row, delta + row, (const vf *)A_blocks + block * N, B + row_N, C + row_N, D
+/* Inputs float32: x, delta, y, y_pre (b, L, d) contiguous; B, C (b, L, N) contiguous; D (d); A_blocks
+   (⌈d / CHANNELS⌉, N, CHANNELS): Aᵀ by channel block, zero-padded, aligned to the vector size (PyTorch's allocations
+   are 64-byte aligned); the gate z (b, L, d) with channels contiguous and rows z_stride apart, or NULL (no gate, and
+   y_pre, grad_z unused). Whole blocks of CHANNELS channels get a constant width (plain vector loads), the last partial
+   block its own. Return 1 when out of memory. */
+#define ROW_INPUTS x + row, delta + row, (const vf *)A_blocks + block * N, B + row_N, C + row_N, D, \
+                   z ? z + i * length * z_stride : 0, z_stride, y_pre ? y_pre + row : 0
 #define FOR_CHANNEL_BLOCKS(call)                                                                  \
     for (int64_t block = 0, c0 = 0; c0 < d; block++, c0 += CHANNELS) {                           \
         if (c0 + CHANNELS <= d) { call(CHANNELS); } else { call((int)(d - c0)); }                 \
     }
 
 int scan_forward(const float *x, const float *delta, const float *A_blocks, const float *B, const float *C,
-                 const float *D, float *y, int64_t batch, int64_t length, int64_t d, int64_t N) {
+                 const float *D, const float *z, int64_t z_stride, float *y_pre, float *y, int64_t batch,
+                 int64_t length, int64_t d, int64_t N) {
     vf *last = aligned_alloc(sizeof(vf), sizeof(vf) * 2 * N);
     if (!last) return 1;
     for (int64_t i = 0; i < batch; i++) {
@@ -159,8 +179,9 @@ int scan_forward(const float *x, const float *delta, const float *A_blocks, cons
    grad_B and grad_C are written. ∂B_t, ∂C_t (sums over channels) gather per lane over a row's channel blocks and
    are summed over lanes once per row. */
 int scan_backward(const float *x, const float *delta, const float *A_blocks, const float *B, const float *C,
-                  const float *D, const float *grad_y, float *grad_x, float *grad_delta, float *grad_A_blocks,
-                  float *grad_B, float *grad_C, float *grad_D, int64_t batch, int64_t length, int64_t d, int64_t N) {
+                  const float *D, const float *z, int64_t z_stride, const float *y_pre, const float *grad_y,
+                  float *grad_x, float *grad_delta, float *grad_A_blocks, float *grad_B, float *grad_C, float *grad_D,
+                  float *grad_z, int64_t batch, int64_t length, int64_t d, int64_t N) {
     vf *states = aligned_alloc(sizeof(vf), sizeof(vf) * length * N);
     vf *decays = aligned_alloc(sizeof(vf), sizeof(vf) * length * N), *g = aligned_alloc(sizeof(vf), sizeof(vf) * N);
     vf *grad_B_lanes = aligned_alloc(sizeof(vf), sizeof(vf) * length * N);
@@ -176,7 +197,8 @@ int scan_backward(const float *x, const float *delta, const float *A_blocks, con
 #define RECOMPUTE_AND_BACKWARD(cb)                                                                               \
         walk_forward(ROW_INPUTS, 0, states, decays, N, length, d, N, c0, cb);                                    \
         walk_backward(ROW_INPUTS, grad_y + row, grad_x + row, grad_delta + row, (vf *)grad_A_blocks + block * N, \
-                      grad_B_lanes, grad_C_lanes, grad_D, states, decays, g, length, d, N, c0, cb)
+                      grad_B_lanes, grad_C_lanes, grad_D, z ? grad_z + row : 0, states, decays, g, length, d, N, \
+                      c0, cb)
         FOR_CHANNEL_BLOCKS(RECOMPUTE_AND_BACKWARD)
         for (int64_t k = 0; k < length * N; k++) {
             grad_B[row_N + k] = sum_vf(grad_B_lanes[k]);
@@ -197,8 +219,6 @@ ALWAYS_INLINE vf conv_pre(const float *x, int64_t x_stride, const float *w_t, vf
         if (t - k + 1 + j >= 0) pre += load(w_t + j * d + c0, cb) * load(x + (t - k + 1 + j) * x_stride + c0, cb);
     return pre;
 }
-
-ALWAYS_INLINE vf sigmoid_vf(vf v) { return 1.0f / (1.0f + exp_vf(-v)); }
 
 void conv_silu_forward(const float *x, int64_t x_stride, const float *w_t, const float *bias, float *out,
                        int64_t batch, int64_t length, int64_t d, int64_t k) {
@@ -276,10 +296,10 @@ def library() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(path))
         except OSError:
             continue
-        pointers, sizes = [ctypes.c_void_p] * 7, [ctypes.c_int64] * 4
-        lib.scan_forward.argtypes, lib.scan_forward.restype = pointers + sizes, ctypes.c_int
-        lib.scan_backward.argtypes, lib.scan_backward.restype = [ctypes.c_void_p] * 13 + sizes, ctypes.c_int
-        pointer, size = ctypes.c_void_p, ctypes.c_int64
+        pointer, size, sizes = ctypes.c_void_p, ctypes.c_int64, [ctypes.c_int64] * 4
+        lib.scan_forward.argtypes = [*[pointer] * 7, size, pointer, pointer] + sizes
+        lib.scan_backward.argtypes = [*[pointer] * 7, size, *[pointer] * 9] + sizes
+        lib.scan_forward.restype = lib.scan_backward.restype = ctypes.c_int
         lib.conv_silu_forward.argtypes = [pointer, size, pointer, pointer, pointer] + sizes
         lib.conv_silu_backward.argtypes = [pointer, size, *[pointer] * 6] + sizes
         lib.conv_silu_forward.restype = lib.conv_silu_backward.restype = None
@@ -302,32 +322,45 @@ def _by_channel_block(A: torch.Tensor) -> torch.Tensor:
 
 
 class FusedCpuScan(torch.autograd.Function):
-    """`selective_scan` on the CPU through the fused C kernel; call only when `supports(...)` holds."""
+    """`selective_scan` on the CPU through the fused C kernel; call only when `supports(...)` holds. With the gate z
+    (b, L, d_inner), the output is y ⊙ SiLU(z) (Mamba's `y * F.silu(z)`, as mamba-ssm's `selective_scan_fn(z=...)`),
+    computed in the same pass; the ungated y is kept for ∂L/∂z."""
 
     @staticmethod
-    def forward(ctx, x, delta, A, B, C, D):
+    def forward(ctx, x, delta, A, B, C, D, z=None):
         x, delta, B, C, D = (v.contiguous() for v in (x, delta, B, C, D))
         A_blocks = _by_channel_block(A)
         y = torch.empty_like(x)
-        if library().scan_forward(*(v.data_ptr() for v in (x, delta, A_blocks, B, C, D, y)), *x.shape,
-                                         A.shape[1]):
+        z = _rows_of_contiguous_channels(z) if z is not None else None
+        y_pre = torch.empty_like(x) if z is not None else None
+        if library().scan_forward(*_pointers(x, delta, A_blocks, B, C, D, z), _row_stride(z), *_pointers(y_pre, y),
+                                  *x.shape, A.shape[1]):
             raise MemoryError("selective scan forward: no memory for its state buffer")
-        ctx.save_for_backward(x, delta, A_blocks, B, C, D)
+        ctx.save_for_backward(x, delta, A_blocks, B, C, D, z, y_pre)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, delta, A_blocks, B, C, D = ctx.saved_tensors
+        x, delta, A_blocks, B, C, D, z, y_pre = ctx.saved_tensors
         grad_y = grad_y.contiguous()
-        grad_x, grad_delta = torch.empty_like(x), torch.empty_like(delta)
-        grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
+        grad_x, grad_delta, grad_B, grad_C = (torch.empty_like(v) for v in (x, delta, B, C))
         grad_A_blocks, grad_D = torch.zeros_like(A_blocks), torch.zeros_like(D)
-        tensors = (x, delta, A_blocks, B, C, D, grad_y, grad_x, grad_delta, grad_A_blocks, grad_B, grad_C, grad_D)
-        if library().scan_backward(*(v.data_ptr() for v in tensors), *x.shape, A_blocks.shape[1]):
+        grad_z = torch.empty_like(x) if z is not None else None
+        if library().scan_backward(*_pointers(x, delta, A_blocks, B, C, D, z), _row_stride(z),
+                                   *_pointers(y_pre, grad_y, grad_x, grad_delta, grad_A_blocks, grad_B, grad_C, grad_D,
+                                              grad_z), *x.shape, A_blocks.shape[1]):
             raise MemoryError(f"selective scan backward: no memory for two (L {x.shape[1]}, N {A_blocks.shape[1]}, "
                               f"{CHANNELS}) float32 buffers")
         grad_A = grad_A_blocks.transpose(1, 2).reshape(-1, A_blocks.shape[1])[:x.shape[2]]
-        return grad_x, grad_delta, grad_A, grad_B, grad_C, grad_D
+        return grad_x, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z
+
+
+def _pointers(*tensors: torch.Tensor | None) -> list[int | None]:
+    return [None if t is None else t.data_ptr() for t in tensors]
+
+
+def _row_stride(x: torch.Tensor | None) -> int:
+    return 0 if x is None else x.stride(1)
 
 
 def _rows_of_contiguous_channels(x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as F
 
 from qhyer.models import mamba_cpu
 
@@ -44,25 +45,29 @@ def selective_scan_reference(x: torch.Tensor, delta: torch.Tensor, A: torch.Tens
 
 
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                   D: torch.Tensor) -> torch.Tensor:
-    """x, delta (b, L, d), delta > 0 (softplus already applied); A (d, N) < 0; B, C (b, L, N); D (d) → y (b, L, d).
+                   D: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """x, delta (b, L, d), delta > 0 (softplus already applied); A (d, N) < 0; B, C (b, L, N); D (d) → y (b, L, d),
+    or y ⊙ SiLU(z) with Mamba's output gate z (b, L, d) (the fused CPU kernel applies it in the same pass).
 
     Under autocast (train.precision=bf16) the scan is a float32 island, as mamba-ssm's kernels compute in float32
     whatever their input dtype: the state multiplies L decays, which bfloat16's 8-bit mantissa would compound."""
     if torch.is_autocast_enabled(x.device.type):
         with torch.autocast(x.device.type, enabled=False):
-            return selective_scan(*(v.float() for v in (x, delta, A, B, C, D)))
+            return selective_scan(*(v.float() for v in (x, delta, A, B, C, D)), z=None if z is None else z.float())
     if x.is_cuda:
-        fused = _cuda_selective_scan()
+        fused, triton_scan = _cuda_selective_scan(), _triton_selective_scan()
         if fused is not None:  # kernel layout: (b, d, L) and (b, N, L)
-            return fused(x.mT.contiguous(), delta.mT.contiguous(), A.contiguous(), B.mT.contiguous(),
-                         C.mT.contiguous(), D.float()).mT
-        triton_scan = _triton_selective_scan()
-        if triton_scan is not None:
-            return triton_scan(x, delta, A, B, C, D)
-    elif mamba_cpu.supports(x, delta, A, B, C, D):
-        return mamba_cpu.FusedCpuScan.apply(x, delta, A, B, C, D)
-    return SelectiveScan.apply(x, delta, A, B, C, D)
+            y = fused(x.mT.contiguous(), delta.mT.contiguous(), A.contiguous(), B.mT.contiguous(),
+                      C.mT.contiguous(), D.float()).mT
+        elif triton_scan is not None:
+            y = triton_scan(x, delta, A, B, C, D)
+        else:
+            y = SelectiveScan.apply(x, delta, A, B, C, D)
+    elif mamba_cpu.supports(x, delta, A, B, C, D, *([] if z is None else [z])):
+        return mamba_cpu.FusedCpuScan.apply(x, delta, A, B, C, D, z)
+    else:
+        y = SelectiveScan.apply(x, delta, A, B, C, D)
+    return y if z is None else y * F.silu(z)
 
 
 @functools.cache
