@@ -23,13 +23,14 @@ import pytest
 import torch
 import yaml
 from test_qhyer import random_walks
-from test_trainer import tiny_config
 
 from qhyer.agent import DataInfo, dataset_family
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError
 from qhyer.methods import METHODS, method_classes
-from qhyer.trainer import LoopConfig, check_run_config, read_checkpoint, train
+
+# qhyer.trainer imports ogbench and gymnasium, which the GPU machine lacks (benchmarks/device_check.sh), so the tests
+# that train import it (and tests/test_trainer.py) themselves: this module must import there for its cuda tests.
 
 SPEC = get_spec("maze2d-umaze-v1")  # its family's defaults; the data are random walks
 METRIC_RTOL, METRIC_ATOL, GRAD_RTOL = 1e-2, 1e-4, 3e-2
@@ -98,6 +99,10 @@ def test_bf16_update_matches_fp32(method):
 
 
 def test_bad_values_are_one_config_error(tmp_path):
+    from test_trainer import tiny_config
+
+    from qhyer.trainer import LoopConfig, check_run_config
+
     cfg = tiny_config(tmp_path, "gcbc", steps=2)
     cases = {"precision": ("fp16", "train.precision must be one of fp32, bf16 (got 'fp16')"),
              "compile_mode": ("max-autotune", "train.compile_mode must be one of default, reduce-overhead")}
@@ -112,6 +117,10 @@ def test_bad_values_are_one_config_error(tmp_path):
 def test_bf16_is_recorded_and_bound_to_the_checkpoint(tmp_path):
     """bf16 changes the weights, so a bf16 checkpoint does not resume as fp32; fp32 adds nothing to the identity,
     so checkpoints from before train.precision existed keep their hash."""
+    from test_trainer import tiny_config
+
+    from qhyer.trainer import read_checkpoint, train
+
     fp32 = tiny_config(tmp_path / "fp32", "gcbc", steps=2)
     assert "precision" not in read_checkpoint(train(fp32) / "checkpoints" / "last.pt")["config_identity"]
     cfg = tiny_config(tmp_path / "bf16", "gcbc", steps=2)
