@@ -19,6 +19,8 @@ attention-only update by kind of operation (torch.profiler), and the hybrid step
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import statistics
 import time
@@ -45,9 +47,12 @@ SCAN_SHAPES = ((64, 60, 256, 16), (16, 300, 256, 16), (4, 1000, 256, 16), (8, 60
 # qhyer/models/mamba_cpu.py (an exp counted as one): forward Δ·A, exp, Ā·h + u·B (3), C·h summed (2) = 7; backward
 # g_t (2), ∂(ΔA) (2), ∂C and ∂B sums (4), ∂u (2), ∂Δ (2), ∂A (2), Ā·g (1), exp (1) = 16. Recomputation not counted.
 SCAN_FLOPS_PER_STATE_ELEMENT = 7 + 16
-STEP_AGENTS = (*(f"qhyer {backbone}" for backbone in BACKBONES), "dt")
+# name → (method, QHyer backbone, fused C kernels on); "no C" is the hybrid on the PyTorch scan and conv
+STEP_AGENTS = {**{f"qhyer {backbone}": ("qhyer", backbone, True) for backbone in BACKBONES},
+               "qhyer hybrid, no C": ("qhyer", "hybrid", False), "dt": ("dt", None, True)}
 # op name → kind, for the split of an update's self CPU time (first match wins; the rest is "elementwise, other")
-OP_KINDS = (("selective scan (fused C or PyTorch)", ("Scan",)), ("conv + SiLU (fused C or mkldnn)", ("ConvSiLU",
+# (the PyTorch scan's own ops land under matmul and elementwise; only its Python glue under "selective scan")
+OP_KINDS = (("selective scan (fused C)", ("Scan",)), ("conv + SiLU (fused C; or mkldnn conv)", ("ConvSiLU",
             "convolution")), ("matmul (every linear layer, attention)", ("aten::mm", "aten::addmm", "aten::bmm",
             "aten::_softmax")), ("dropout masks", ("bernoulli",)), ("optimiser (AdamW)", ("Optimizer", "_foreach")))
 
@@ -94,9 +99,21 @@ def synthetic_cube(episodes: int = 20, length: int = 200, seed: int = 0) -> Epis
                           np.arange(length, episodes * length + 1, length), spec.goal_dims)
 
 
-def make_agent(name: str, data: EpisodeDataset, device: torch.device) -> tuple[Agent, dict[str, torch.Tensor]]:
-    """'qhyer <backbone>' or a method name at its default config, in training mode, and one batch for it."""
-    method, _, backbone = name.partition(" ")
+@contextlib.contextmanager
+def fused_kernels(enabled: bool):
+    """With `enabled` False, Mamba runs as without qhyer/models/mamba_cpu.py: PyTorch scan, mkldnn conv."""
+    supports = mamba_cpu.supports
+    if not enabled:
+        mamba_cpu.supports = lambda *tensors: False
+    try:
+        yield
+    finally:
+        mamba_cpu.supports = supports
+
+
+def make_agent(method: str, backbone: str | None, data: EpisodeDataset,
+               device: torch.device) -> tuple[Agent, dict[str, torch.Tensor]]:
+    """A method at its default config (QHyer with `backbone`), in training mode, and one batch for it."""
     config_cls, agent_cls = method_classes(method)
     spec = get_spec(data.name)
     cfg = config_cls(**({"backbone": backbone} if backbone else {})).for_family(dataset_family(spec))
@@ -120,11 +137,12 @@ def update_flops(agent: Agent, batch: dict[str, torch.Tensor]) -> int:
     return counter.get_total_flops() + SCAN_FLOPS_PER_STATE_ELEMENT * scan_elements
 
 
-def op_kind_ms(agent: Agent, batch: dict[str, torch.Tensor], updates: int = 2) -> dict[str, float]:
-    """Self CPU time per update by kind of operation (OP_KINDS), under torch.profiler (which adds a little)."""
+def op_kind_ms(update, updates: int = 2) -> dict[str, float]:
+    """Self CPU time per call of `update` by kind of operation (OP_KINDS), under torch.profiler (which adds a
+    little)."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(updates):
-            agent.update(batch, 0)
+            update()
     kinds = dict.fromkeys([kind for kind, _ in OP_KINDS] + ["elementwise, other"], 0.0)
     for event in prof.key_averages():
         kind = next((kind for kind, keys in OP_KINDS if any(key in event.key for key in keys)), "elementwise, other")
@@ -180,13 +198,18 @@ def main() -> None:
         scan_table(args.repeats, device)
 
     data = synthetic_cube()
-    agents = {name: make_agent(name, data, device) for name in STEP_AGENTS}
-    for agent, batch in agents.values():                                   # warm-up: allocations, lazy init
-        agent.update(batch, 0)
-    rounds = [{name: timed(lambda agent=agent, batch=batch: agent.update(batch, 0), device)
-               for name, (agent, batch) in agents.items()} for _ in range(args.repeats)]
+    agents = {name: make_agent(method, backbone, data, device) for name, (method, backbone, _) in STEP_AGENTS.items()}
+
+    def update(name: str) -> None:
+        agent, batch = agents[name]
+        with fused_kernels(STEP_AGENTS[name][2]):
+            agent.update(batch, 0)
+
+    for name in agents:                                                    # warm-up: allocations, lazy init
+        update(name)
+    rounds = [{name: timed(functools.partial(update, name), device) for name in agents} for _ in range(args.repeats)]
     wall_ms, cpu_ms = ({name: 1e3 * statistics.median(r[name][i] for r in rounds) for name in agents} for i in (0, 1))
-    flops = {name: update_flops(agent, batch) for name, (agent, batch) in agents.items()}
+    flops = {name: update_flops(agent, batch) for name, (agent, batch) in agents.items() if STEP_AGENTS[name][2]}
     # ratios from CPU time (device time on CUDA: wall), so other processes on a shared machine do not skew them
     clock = 0 if device.type == "cuda" else 1
 
@@ -194,26 +217,29 @@ def main() -> None:
         return statistics.median(r[a][clock] / r[b][clock] for r in rounds)
 
     print(f"\ntraining step (agent.update), default configs, median of {args.repeats} rounds (agents take turns)")
-    header = f"{'agent':>17s} {'wall ms':>8s} {'CPU ms':>7s} {'GFLOP/update':>13s} {'parameters':>11s}"
+    header = f"{'agent':>19s} {'wall ms':>8s} {'CPU ms':>7s} {'GFLOP/update':>13s} {'parameters':>11s}"
     print(header + "\n" + "-" * len(header))
     for name, (agent, _) in agents.items():
         params = sum(p.numel() for p in agent.parameters())
-        print(f"{name:>17s} {wall_ms[name]:8.0f} {cpu_ms[name]:7.0f} {flops[name] / 1e9:13.2f} {params:11,d}")
+        gflops = f"{flops[name] / 1e9:13.2f}" if name in flops else f"{'(as hybrid)':>13s}"
+        print(f"{name:>19s} {wall_ms[name]:8.0f} {cpu_ms[name]:7.0f} {gflops} {params:11,d}")
     print(f"ratios of {'wall' if clock == 0 else 'CPU'} times, median over rounds:")
     time_vs_attention, time_vs_dt = ratio("qhyer hybrid", "qhyer attention"), ratio("qhyer hybrid", "dt")
     flop_vs_dt = flops["qhyer hybrid"] / flops["dt"]
-    print(f"QHyer hybrid / attention-only time: {time_vs_attention:.2f}x (target <= 1.5x)")
+    print(f"QHyer hybrid / attention-only time: {time_vs_attention:.2f}x (target <= 1.5x); without the C kernels "
+          f"{ratio('qhyer hybrid, no C', 'qhyer attention'):.2f}x")
     print(f"QHyer hybrid / DT: time {time_vs_dt:.2f}x, FLOPs {flop_vs_dt:.2f}x, time ratio / FLOP ratio "
           f"{time_vs_dt / flop_vs_dt:.2f} (target <= 1.5)")
 
-    hybrid, attention = (op_kind_ms(*agents[name]) for name in ("qhyer hybrid", "qhyer attention"))
-    print("\nwhere the time goes: self CPU ms per update by kind of operation (torch.profiler)")
-    header = f"{'kind':>40s} {'hybrid':>8s} {'attention':>10s} {'difference':>11s}"
+    split = {name: op_kind_ms(functools.partial(update, name))
+             for name in ("qhyer hybrid", "qhyer hybrid, no C", "qhyer attention")}
+    print("\nwhere the time goes: self CPU ms per update by kind of operation (torch.profiler; wall time, so load "
+          "inflates it)")
+    header = f"{'kind':>40s} {'hybrid':>8s} {'hybrid, no C':>13s} {'attention':>10s} {'hybrid - attention':>19s}"
     print(header + "\n" + "-" * len(header))
-    for kind in hybrid:
-        print(f"{kind:>40s} {hybrid[kind]:8.1f} {attention[kind]:10.1f} {hybrid[kind] - attention[kind]:11.1f}")
-    print(f"{'total':>40s} {sum(hybrid.values()):8.1f} {sum(attention.values()):10.1f} "
-          f"{sum(hybrid.values()) - sum(attention.values()):11.1f}")
+    for kind in [*split["qhyer hybrid"], "total"]:
+        hybrid, no_c, attention = (sum(ms.values()) if kind == "total" else ms[kind] for ms in split.values())
+        print(f"{kind:>40s} {hybrid:8.1f} {no_c:13.1f} {attention:10.1f} {hybrid - attention:19.1f}")
     print("\nthe hybrid step's parts (forward + backward unless marked; the update adds the optimiser)")
     for name, seconds in component_seconds(*agents["qhyer hybrid"], args.repeats, device).items():
         print(f"{name:>34s} {seconds * 1e3:6.0f} ms")

@@ -39,7 +39,7 @@ class HybridBlock(nn.Module):
             return attn if mamba is None else mamba
         alpha = torch.sigmoid(self.gate(h))                    # (b, L, 1)
         stats["gate"] = alpha.squeeze(-1)
-        return alpha * attn + (1 - alpha) * mamba
+        return torch.lerp(mamba, attn, alpha)                 # α·attn + (1 − α)·mamba in one op
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, pad_mask: torch.Tensor
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
