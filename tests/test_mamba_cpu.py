@@ -1,7 +1,7 @@
 """The fused C kernels for the CPU (qhyer/models/mamba_cpu.py): the scan and the pure-PyTorch scan it replaces in
-float32 both equal the sequential definition in the output and all six gradients; the conv + SiLU equals Mamba's
-PyTorch conv; `selective_scan` and `Mamba` pick the kernels on the CPU in float32, keep PyTorch otherwise, and fall
-back silently when no C compiler is there."""
+float32 both equal the sequential definition in the output and all six gradients; the conv + SiLU and the masked
+softplus equal Mamba's PyTorch code; `selective_scan` and `Mamba` pick the kernels on the CPU in float32, keep
+PyTorch otherwise, and fall back silently when no C compiler is there."""
 
 from __future__ import annotations
 
@@ -132,3 +132,18 @@ def test_fused_conv_silu_equals_pytorch_conv(length, d_inner):
     for ours, ref in zip(torch.autograd.grad(fused, params, grad_out), torch.autograd.grad(pytorch, params, grad_out),
                          strict=True):
         torch.testing.assert_close(ours, ref, **TOLERANCE)
+
+
+@needs_compiler
+def test_fused_softplus_mask_equals_pytorch():
+    """Across torch's threshold (20), for very negative inputs, and with padded rows (mask False: Δ = 0)."""
+    raw = torch.cat([torch.linspace(-100, 40, 2 * 3 * 11 - 4), torch.tensor([20.0, 20.001, 19.999, 0.0])])
+    raw = raw[torch.randperm(raw.numel(), generator=torch.Generator().manual_seed(0))].view(2, 3, 11).requires_grad_()
+    mask = torch.tensor([[True, False, True], [False, True, True]])
+    grad_out = torch.randn(2, 3, 11, generator=torch.Generator().manual_seed(1))
+    for m in (mask, None):
+        fused = mamba_cpu.FusedSoftplusMask.apply(raw, m)
+        pytorch = F.softplus(raw) * (1 if m is None else m[..., None])
+        torch.testing.assert_close(fused, pytorch, atol=1e-7, rtol=2e-7)
+        torch.testing.assert_close(torch.autograd.grad(fused, raw, grad_out)[0],
+                                   torch.autograd.grad(pytorch, raw, grad_out)[0], atol=1e-7, rtol=2e-7)

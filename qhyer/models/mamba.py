@@ -50,10 +50,16 @@ class Mamba(nn.Module):
     def A(self) -> torch.Tensor:
         return -torch.exp(self.A_log)  # (d_inner, N), negative so Ā = exp(ΔA) ∈ (0, 1]
 
-    def _ssm_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x' (..., d_inner) → Δ (..., d_inner), B (..., N), C (..., N): all input-dependent (the selection)."""
+    def _ssm_inputs(self, x: torch.Tensor, mask: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x' (..., d_inner) → Δ (..., d_inner), B (..., N), C (..., N): all input-dependent (the selection).
+        Δ = 0 where `mask` (...) is False."""
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        return F.softplus(self.dt_proj(dt)), B, C
+        dt = self.dt_proj(dt)
+        if mamba_cpu.supports(dt) and (mask is None or mask.dtype == torch.bool):   # softplus and mask in one pass
+            return mamba_cpu.FusedSoftplusMask.apply(dt, mask), B, C
+        delta = F.softplus(dt)
+        return (delta if mask is None else delta * mask[..., None]), B, C
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """u (b, L, d_model); mask (b, L) bool, True = real token (left padding) → out (b, L, d_model) and
@@ -71,9 +77,7 @@ class Mamba(nn.Module):
             x = mamba_cpu.FusedCausalConvSiLU.apply(x, self.conv1d.weight, self.conv1d.bias)
         else:
             x = F.silu(self.conv1d(x.mT)[..., :length].mT)                # causal: keep the first L outputs
-        delta, B, C = self._ssm_inputs(x)
-        if mask is not None:
-            delta = delta * mask[..., None]
+        delta, B, C = self._ssm_inputs(x, mask)
         return self.out_proj(selective_scan(x, delta, self.A, B, C, self.D, z=z)), delta
 
     def decay_means(self, delta: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

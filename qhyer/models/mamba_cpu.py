@@ -152,10 +152,11 @@ ALWAYS_INLINE void walk_backward(const float *x, const float *delta, const vf *A
 /* Inputs float32: x, delta, y, y_pre (b, L, d) contiguous; B, C (b, L, N) contiguous; D (d); A_blocks
    (⌈d / CHANNELS⌉, N, CHANNELS): Aᵀ by channel block, zero-padded, aligned to the vector size (PyTorch's allocations
    are 64-byte aligned); the gate z (b, L, d) with channels contiguous and rows z_stride apart, or NULL (no gate, and
-   y_pre, grad_z unused). Whole blocks of CHANNELS channels get a constant width (plain vector loads), the last partial
-   block its own. Return 1 when out of memory. */
+   y_pre, grad_z unused). The recomputation in backward passes y = NULL, so it never writes y_pre (whence the cast).
+   Whole blocks of CHANNELS channels get a constant width (plain vector loads), the last partial block its own.
+   Return 1 when out of memory. */
 #define ROW_INPUTS x + row, delta + row, (const vf *)A_blocks + block * N, B + row_N, C + row_N, D, \
-                   z ? z + i * length * z_stride : 0, z_stride, y_pre ? y_pre + row : 0
+                   z ? z + i * length * z_stride : 0, z_stride, (float *)(y_pre ? y_pre + row : 0)
 #define FOR_CHANNEL_BLOCKS(call)                                                                  \
     for (int64_t block = 0, c0 = 0; c0 < d; block++, c0 += CHANNELS) {                           \
         if (c0 + CHANNELS <= d) { call(CHANNELS); } else { call((int)(d - c0)); }                 \
@@ -258,6 +259,50 @@ void conv_silu_backward(const float *x, int64_t x_stride, const float *w_t, cons
         FOR_CHANNEL_BLOCKS(CONV_BACKWARD)
     }
 }
+
+/* Δ = softplus(raw) ⊙ mask as torch's F.softplus (threshold 20: raw above it is returned as is), written as
+   max(raw, 0) + log1p(e^−|raw|) so nothing overflows; log1p(y) = 2 atanh(y / (2 + y)), an odd series in
+   s = y / (2 + y) ≤ 1/3 cut after s^15 (relative error < 2e-8). raw, delta, grad_* (rows, d) contiguous; mask one
+   byte per row (0 = padding: Δ = 0 and no gradient), or NULL. */
+ALWAYS_INLINE vf select_vf(vi where, vf a, vf b) { return (vf)(((vi)a & where) | ((vi)b & ~where)); }
+
+ALWAYS_INLINE vf softplus_vf(vf raw) {
+    const vf zero = {0};
+    vf y = exp_vf(select_vf(raw > zero, -raw, raw)), s = y / (2.0f + y), s2 = s * s;
+    vf p = s2 * (1.0f / 15) + 1.0f / 13;
+    p = p * s2 + 1.0f / 11;
+    p = p * s2 + 1.0f / 9;
+    p = p * s2 + 1.0f / 7;
+    p = p * s2 + 1.0f / 5;
+    p = p * s2 + 1.0f / 3;
+    p = p * s2 + 1.0f;
+    return select_vf(raw > 20.0f + zero, raw, select_vf(raw > zero, raw, zero) + 2.0f * s * p);
+}
+
+void softplus_mask_forward(const float *raw, const uint8_t *mask, float *delta, int64_t rows, int64_t d) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t row = r * d;
+        const int keep = !mask || mask[r];
+#define SOFTPLUS_FORWARD(cb) store(delta + row + c0, keep ? softplus_vf(load(raw + row + c0, cb)) : (vf){0}, cb)
+        FOR_CHANNEL_BLOCKS(SOFTPLUS_FORWARD)
+    }
+}
+
+/* ∂Δ/∂raw = σ(raw) ⊙ mask (1 above the threshold), as torch's softplus_backward. */
+void softplus_mask_backward(const float *raw, const uint8_t *mask, const float *grad_delta, float *grad_raw,
+                            int64_t rows, int64_t d) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t row = r * d;
+        const int keep = !mask || mask[r];
+#define SOFTPLUS_BACKWARD(cb)                                                                               \
+        {                                                                                                   \
+            const vf x = load(raw + row + c0, cb), slope = select_vf(x > 20.0f + (vf){0}, 1.0f + (vf){0},   \
+                                                                     sigmoid_vf(x));                        \
+            store(grad_raw + row + c0, keep ? load(grad_delta + row + c0, cb) * slope : (vf){0}, cb);       \
+        }
+        FOR_CHANNEL_BLOCKS(SOFTPLUS_BACKWARD)
+    }
+}
 """
 
 
@@ -303,6 +348,9 @@ def library() -> ctypes.CDLL | None:
         lib.conv_silu_forward.argtypes = [pointer, size, pointer, pointer, pointer] + sizes
         lib.conv_silu_backward.argtypes = [pointer, size, *[pointer] * 6] + sizes
         lib.conv_silu_forward.restype = lib.conv_silu_backward.restype = None
+        lib.softplus_mask_forward.argtypes = [pointer] * 3 + [size] * 2
+        lib.softplus_mask_backward.argtypes = [pointer] * 4 + [size] * 2
+        lib.softplus_mask_forward.restype = lib.softplus_mask_backward.restype = None
         return lib
     return None
 
@@ -395,3 +443,25 @@ class FusedCausalConvSiLU(torch.autograd.Function):
                                             grad_out.data_ptr(), grad_x.data_ptr(), grad_w_t.data_ptr(),
                                             grad_bias.data_ptr(), *x.shape, w_t.shape[0])
         return grad_x, grad_w_t.t()[:, None], grad_bias
+
+
+class FusedSoftplusMask(torch.autograd.Function):
+    """Δ = F.softplus(raw) * mask[..., None] in one pass: raw (b, L, d_inner), mask (b, L) bool (False = padding)
+    or None (all real)."""
+
+    @staticmethod
+    def forward(ctx, raw, mask=None):
+        raw = raw.contiguous()
+        mask = mask.contiguous() if mask is not None else None
+        delta = torch.empty_like(raw)
+        library().softplus_mask_forward(*_pointers(raw, mask, delta), raw[..., 0].numel(), raw.shape[-1])
+        ctx.save_for_backward(raw, mask)
+        return delta
+
+    @staticmethod
+    def backward(ctx, grad_delta):
+        raw, mask = ctx.saved_tensors
+        grad_raw = torch.empty_like(raw)
+        library().softplus_mask_backward(*_pointers(raw, mask, grad_delta.contiguous(), grad_raw),
+                                         raw[..., 0].numel(), raw.shape[-1])
+        return grad_raw, None
