@@ -59,7 +59,7 @@ SHARED_STEPS = [step for step in STEPS if step[0] in ("qhyer-hybrid", "dt")]
 STEP_MODES = [("eager", "fp32"), ("eager", "bf16"), ("reduce-overhead", "fp32"), ("compiled", "fp32")]
 BENCHMARKS = ("scan", "step", "shared")
 COMPILE_MODE = {"eager": None, "compiled": "default", "reduce-overhead": "reduce-overhead"}
-WARMUP_COMPILED = 3  # cudagraph trees: a warm-up call, a recording call, then replays
+WARMUP_CALLS = 3  # compiled steps: cudagraph trees warm up, record, then replay; shared runs: warm-up updates
 SCAN_SHAPE = (64, 60, 256, 16)  # (b, L, d_inner, N): issue 13's target shape
 TRITON_BLOCKS = (8, 16, 32)
 # --tiny: a smoke run of every code path in seconds on a CPU
@@ -138,7 +138,7 @@ def step_rows(args, device: torch.device, step_modes: list[tuple[str, str]]):
             def build(agent=agent, batches=batches, mode=mode, precision=precision):
                 agent.wrap_loss_functions(precision, COMPILE_MODE[mode])
                 return cycling_update(agent, batches)
-            yield measured(row, build, device, args, warmup=0 if mode == "eager" else WARMUP_COMPILED)
+            yield measured(row, build, device, args, warmup=0 if mode == "eager" else WARMUP_CALLS)
 
 
 def shared_worker(device_name: str, tiny: bool, updates: int, threads: int, barrier, results) -> None:
@@ -155,7 +155,7 @@ def shared_worker(device_name: str, tiny: bool, updates: int, threads: int, barr
                 agent.update({k: v.to(device, non_blocking=True) for k, v in batch.items()}, step)
 
         for agent, sampler in runs:
-            train(agent, sampler, WARMUP_COMPILED)
+            train(agent, sampler, WARMUP_CALLS)
         synchronize(device)
         barrier.wait()
         start = time.perf_counter()

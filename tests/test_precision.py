@@ -131,6 +131,25 @@ def test_bf16_is_recorded_and_bound_to_the_checkpoint(tmp_path):
         train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=3)))
 
 
+@pytest.mark.slow
+def test_compiled_bf16_equals_eager_bf16():
+    """torch.compile traces the autocast context and GCIQL's float32 islands (instance-level forwards) into its graph:
+    three compiled bf16 updates train what eager bf16 does, within the bf16 tolerances (inductor may keep a fused
+    intermediate in float32 where eager rounds it to bfloat16)."""
+    torch._dynamo.reset()
+    results = []
+    for compile_mode in (None, "default"):
+        agent = tiny_agent("gciql")
+        agent.wrap_loss_functions("bf16", compile_mode)
+        batches = [agent.make_sampler(random_walks(), seed=s).sample(agent.cfg.batch_size) for s in range(3)]
+        results.append(([agent.update(batch, step) for step, batch in enumerate(batches)], agent.state_dict()))
+    (eager_metrics, eager_weights), (compiled_metrics, compiled_weights) = results
+    for eager, compiled in zip(eager_metrics, compiled_metrics, strict=True):
+        assert compiled == pytest.approx(eager, rel=METRIC_RTOL, abs=METRIC_ATOL)
+    for key, value in eager_weights.items():
+        torch.testing.assert_close(compiled_weights[key], value, atol=1e-4, rtol=METRIC_RTOL, msg=key)
+
+
 # --- CUDA (benchmarks/device_check.sh) -------------------------------------------------------------------------------
 @pytest.fixture
 def no_tf32(monkeypatch):
