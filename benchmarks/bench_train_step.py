@@ -54,7 +54,7 @@ def time_update(method: str, overrides: dict, dataset: EpisodeDataset, repeats: 
     torch.manual_seed(0)
     agent = agent_cls(cfg, DataInfo.from_dataset(spec, dataset, cfg.goal_rep))
     if mode == "compiled":
-        agent.losses = torch.compile(agent.losses)  # an instance attribute: `update` calls it
+        agent.wrap_loss_functions(compile_mode="default")  # as train.compile=true (QT compiles its two losses)
     sampler = agent.make_sampler(dataset, seed=0)
     for step in range(WARMUP[mode]):  # allocations, lazy init, compilation
         agent.update(sampler.sample(cfg.batch_size), step)

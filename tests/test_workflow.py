@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from qhyer.agent import COMPILE_MODES, PRECISIONS
 from qhyer.algorithm import CONDITIONINGS, QHyerConfig
 from qhyer.methods import METHODS
 from qhyer.models.hybrid import BACKBONES
@@ -193,5 +194,7 @@ def test_schema_lists_are_the_packages_lists():
     assert set(schema["methods"]["items"]["enum"]) == set(METHODS)
     assert set(schema["ablation"]["properties"]["backbones"]["items"]["enum"]) == set(BACKBONES)
     assert set(schema["ablation"]["properties"]["conditionings"]["items"]["enum"]) == set(CONDITIONINGS)
+    assert set(schema["train"]["properties"]["precision"]["enum"]) == set(PRECISIONS)
+    assert set(schema["train"]["properties"]["compile_mode"]["enum"]) == set(COMPILE_MODES)
     assert set(STUDIES) == {"main", "ablation", "tau", "source"}  # each has its config section or Tables 1 and 2
     assert all(STUDIES[s].section in (None, *schema) for s in STUDIES)

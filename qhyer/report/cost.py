@@ -145,6 +145,8 @@ def gpu_train_rates(cpu: dict[str, Rate], gpu_table: Path | None,
                             "benchmarks/bench_gpu.py")
         ok = table[(table["benchmark"] == "train_step") & (table["device"] == "cuda") & (table["mode"] == "eager")
                    & (table["status"] == "ok")]
+        if "precision" in ok:  # bench_gpu.py tables since train.precision: the budgets train in fp32
+            ok = ok[ok["precision"] == "fp32"]
         for method, variant in GPU_VARIANTS.items():
             row = ok[ok["variant"] == variant]
             if len(row):

@@ -128,11 +128,17 @@ def hydra_value(value):
     """A config value as one Hydra override value (lists without spaces; floats exactly)."""
     if isinstance(value, list):
         return "[" + ",".join(map(hydra_value, value)) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
     return repr(value) if isinstance(value, float) else str(value)
 
 
 def _method_overrides(method):
     return {k: v for k, v in config["train"]["method_overrides"].get(method, {}).items() if k != "steps"}
+
+
+# Budget keys passed to every run's trainer as train.<key> when the budget sets them.
+TRAIN_LOOP_KEYS = ("checkpoint_every", "precision", "compile", "compile_mode")
 
 
 def train_overrides(wc):
@@ -142,8 +148,7 @@ def train_overrides(wc):
                  **{f"method.{k}": v for k, v in study_variants(wc.study, config)[wc.variant].items()}}
     words = [f"{k}={hydra_value(v)}" for k, v in overrides.items()]
     words += [f"eval.{k}={v}" for k, v in eval_schedule(wc.dataset, config, wc.study).items()]
-    if "checkpoint_every" in config["train"]:
-        words.append(f"train.checkpoint_every={config['train']['checkpoint_every']}")
+    words += [f"train.{key}={hydra_value(config['train'][key])}" for key in TRAIN_LOOP_KEYS if key in config["train"]]
     return " ".join(map(shlex.quote, words))
 
 
