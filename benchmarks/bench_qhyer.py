@@ -231,10 +231,12 @@ def main() -> None:
     print(f"QHyer hybrid / DT: time {time_vs_dt:.2f}x, FLOPs {flop_vs_dt:.2f}x, time ratio / FLOP ratio "
           f"{time_vs_dt / flop_vs_dt:.2f} (target <= 1.5)")
 
-    split = {name: op_kind_ms(functools.partial(update, name))
-             for name in ("qhyer hybrid", "qhyer hybrid, no C", "qhyer attention")}
-    print("\nwhere the time goes: self CPU ms per update by kind of operation (torch.profiler; wall time, so load "
-          "inflates it)")
+    # the profiler clocks wall time: agents take turns again and each kind's median over the rounds is kept
+    profiled = ("qhyer hybrid", "qhyer hybrid, no C", "qhyer attention")
+    split_rounds = [{name: op_kind_ms(functools.partial(update, name)) for name in profiled} for _ in range(3)]
+    split = {name: {kind: statistics.median(r[name][kind] for r in split_rounds) for kind in split_rounds[0][name]}
+             for name in profiled}
+    print("\nwhere the time goes: self ms per update by kind of operation (torch.profiler, median of 3 rounds)")
     header = f"{'kind':>40s} {'hybrid':>8s} {'hybrid, no C':>13s} {'attention':>10s} {'hybrid - attention':>19s}"
     print(header + "\n" + "-" * len(header))
     for kind in [*split["qhyer hybrid"], "total"]:
