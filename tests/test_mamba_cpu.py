@@ -5,6 +5,8 @@ PyTorch otherwise, and fall back silently when no C compiler is there."""
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,7 +92,8 @@ def test_dispatch_uses_the_fused_scan_in_float32_only(monkeypatch):
 
 def test_missing_compiler_falls_back_to_the_pytorch_scan(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing built there yet
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing built in either cache yet
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     mamba_cpu.library.cache_clear()
     try:
         assert mamba_cpu.library() is None

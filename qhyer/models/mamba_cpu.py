@@ -1,5 +1,6 @@
 """Fused C kernels for the Mamba branch on the CPU, compiled on first use with the system's C compiler: the
-selective scan and the causal depthwise conv with SiLU. float32 only.
+selective scan (with Mamba's output gate), the causal depthwise conv with SiLU, and the masked softplus of the step
+sizes. float32 only. Each equals the PyTorch code it replaces (tests/test_mamba_cpu.py); Mamba-1's math is unchanged.
 
 Selective scan (`FusedCpuScan`): the meaning of `qhyer.models.scan.selective_scan` (x, delta (b, L, d_inner);
 A (d_inner, N); B, C (b, L, N); D (d_inner) → y (b, L, d_inner)). The pure-PyTorch scan (`scan.SelectiveScan`) makes
@@ -12,13 +13,15 @@ CHANNELS channels) walks time once with its (N, CHANNELS) state in registers/L1,
 so nothing of size b · L · d_inner · N is kept between forward and backward.
 
 Conv + SiLU (`FusedCausalConvSiLU`): `F.silu(conv1d(x.mT)[..., :L].mT)` in one pass over the (b, L, d_inner) layout
-that in_proj produces (mkldnn's depthwise conv backward and the transposed SiLU cost ~5x more).
+that in_proj produces (mkldnn's depthwise conv backward and the transposed SiLU cost ~5x more). Softplus + mask
+(`FusedSoftplusMask`): Δ = F.softplus(raw) · mask in one pass (torch's softplus costs ~4 ns an element here).
 
 Only plain C with GCC/Clang vector extensions (no torch headers): `cc -O3 -march=native` builds it in about a second;
-the shared library is cached under $XDG_CACHE_HOME/qhyer (or ~/.cache/qhyer), keyed by the source, the flags and the
-host. Any failure (no compiler, unwritable cache, load error) makes `library()` return None and the callers keep
-their PyTorch code. exp is a Cephes-style polynomial (relative error ~1e-7, as torch's vectorised exp) and sums run
-in another order than torch's, so results equal the PyTorch paths within float32 rounding, not bit for bit.
+the shared library is cached under $XDG_CACHE_HOME/qhyer (or ~/.cache/qhyer; if unwritable, the temporary directory),
+keyed by the source, the flags and the host. Any failure (no compiler, unwritable cache, load error) makes `library()`
+return None and the callers keep their PyTorch code. exp is a Cephes-style polynomial (relative error ~1e-7, as
+torch's vectorised exp) and sums run in another order than torch's, so results equal the PyTorch paths within float32
+rounding, not bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -328,10 +332,12 @@ def _compile(source: str, flags: list[str], target: Path) -> bool:
 def library() -> ctypes.CDLL | None:
     """The compiled library (cached on disk), or None when it cannot be built or loaded."""
     source = _SOURCE
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qhyer"
-    # -march=native: the host's vector width; a library is only reused on the host that built it (key below)
-    for flags in (["-O3", "-march=native", "-shared", "-fPIC"],
-                  ["-O3", "-shared", "-fPIC"]):
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qhyer"
+    temp_cache = Path(tempfile.gettempdir()) / f"qhyer-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    # -march=native: the host's vector width; a library is only reused on the host that built it (key below). A
+    # read-only home (some cluster nodes) falls back to the temporary directory.
+    for cache, flags in itertools.product((home_cache, temp_cache), (["-O3", "-march=native", "-shared", "-fPIC"],
+                                                                     ["-O3", "-shared", "-fPIC"])):
         key = hashlib.sha256("\0".join([source, *flags, platform.node(), platform.machine()]).encode()).hexdigest()
         path = cache / f"mamba_cpu_{key[:16]}.so"
         try:

@@ -142,7 +142,8 @@ def _block_states(x, delta, A_t, B, start, end, h_entry):
 
 
 class SelectiveScan(torch.autograd.Function):
-    """`selective_scan` on CPU (or CUDA without mamba-ssm and Triton). Time is cut into blocks of a few MiB; each
+    """`selective_scan` on CPU without the fused C kernel (float64, or no C compiler), and on CUDA without mamba-ssm
+    and Triton. Time is cut into blocks of a few MiB; each
     block runs the chunked scan from the state carried in, and its states h_t are kept for backward, which walks the
     blocks in reverse. Every (T, b, N, d) tensor is block-sized, so none of them is a fresh mmap (see BLOCK_ELEMENTS).
 
