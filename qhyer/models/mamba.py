@@ -57,7 +57,7 @@ class Mamba(nn.Module):
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = self.dt_proj(dt)
         if mamba_cpu.supports(dt) and (mask is None or mask.dtype == torch.bool):   # softplus and mask in one pass
-            return mamba_cpu.FusedSoftplusMask.apply(dt, mask), B, C
+            return mamba_cpu.fused_softplus_mask(dt, mask), B, C
         delta = F.softplus(dt)
         return (delta if mask is None else delta * mask[..., None]), B, C
 
@@ -74,7 +74,7 @@ class Mamba(nn.Module):
             u = u * mask[..., None]
         x, z = self.in_proj(u).chunk(2, dim=-1)
         if mamba_cpu.supports(x, self.conv1d.weight, self.conv1d.bias):    # one fused pass, no transposes
-            x = mamba_cpu.FusedCausalConvSiLU.apply(x, self.conv1d.weight, self.conv1d.bias)
+            x = mamba_cpu.fused_conv_silu(x, self.conv1d.weight, self.conv1d.bias)
         else:
             x = F.silu(self.conv1d(x.mT)[..., :length].mT)                # causal: keep the first L outputs
         delta, B, C = self._ssm_inputs(x, mask)

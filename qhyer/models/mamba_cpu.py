@@ -361,6 +361,7 @@ def library() -> ctypes.CDLL | None:
     return None
 
 
+@torch.compiler.disable  # under torch.compile the kernels are opaque calls between compiled graphs
 def supports(*tensors: torch.Tensor) -> bool:
     """Whether the fused kernels take these inputs: CPU float32 tensors, and the library builds."""
     return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
@@ -471,3 +472,9 @@ class FusedSoftplusMask(torch.autograd.Function):
         library().softplus_mask_backward(*_pointers(raw, mask, grad_delta.contiguous(), grad_raw),
                                          raw[..., 0].numel(), raw.shape[-1])
         return grad_raw, None
+
+
+# Entry points for the model; torch.compile leaves them out of its graphs (it cannot trace a ctypes call).
+fused_scan = torch.compiler.disable(FusedCpuScan.apply)
+fused_conv_silu = torch.compiler.disable(FusedCausalConvSiLU.apply)
+fused_softplus_mask = torch.compiler.disable(FusedSoftplusMask.apply)

@@ -64,7 +64,7 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         else:
             y = SelectiveScan.apply(x, delta, A, B, C, D)
     elif mamba_cpu.supports(x, delta, A, B, C, D, *([] if z is None else [z])):
-        return mamba_cpu.FusedCpuScan.apply(x, delta, A, B, C, D, z)
+        return mamba_cpu.fused_scan(x, delta, A, B, C, D, z)
     else:
         y = SelectiveScan.apply(x, delta, A, B, C, D)
     return y if z is None else y * F.silu(z)
