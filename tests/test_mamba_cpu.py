@@ -63,6 +63,14 @@ def test_fused_gated_scan_equals_reference_times_silu(length, d_inner):
 
 
 @needs_compiler
+def test_fused_scan_of_an_empty_sequence():
+    inputs = scan_inputs(2, 0, 11, 4, large_delta=False)
+    y = mamba_cpu.FusedCpuScan.apply(*inputs)
+    grads = torch.autograd.grad(y.sum(), inputs)
+    assert y.shape == (2, 0, 11) and all((g == 0).all() for g in grads)
+
+
+@needs_compiler
 def test_fused_scan_takes_padding_and_strided_inputs():
     x, delta, A, B, C, D = (t.detach() for t in scan_inputs(2, 12, 11, 4, large_delta=False))
     delta[0, :5] = 0.0                                             # left padding as Mamba.forward sets it: Ā = 1
