@@ -27,6 +27,9 @@ PROVENANCE_PACKAGES = ("torch", "numpy", "ogbench", "mujoco", "gymnasium", "nflo
 # The recorded packages whose version changes a run's numbers (MuJoCo and ogbench: the regenerated data; torch,
 # numpy, nflows: training and evaluation); tables and the claims check compare runs on these.
 NUMBER_PACKAGES = ("torch", "numpy", "mujoco", "ogbench", "nflows")
+# Besides package versions, what changes numbers: the Mamba branch's CPU kernels (qhyer/models/mamba_cpu.py: fused
+# C when a C compiler is there, PyTorch's otherwise; equal within float32 rounding, not bit for bit).
+NUMBER_SETTINGS = ("mamba_cpu",)
 
 
 @contextlib.contextmanager
@@ -154,7 +157,10 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
 
 
 def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, str]:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    """Versions of `names`, Python and the platform, and (NUMBER_SETTINGS) which CPU kernels the Mamba branch runs."""
+    from qhyer.models.mamba_cpu import kernels_label  # torch: imported only when provenance is asked for
+
+    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "mamba_cpu": kernels_label()}
     for name in names:
         try:
             versions[name] = metadata.version(name)

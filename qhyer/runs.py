@@ -25,7 +25,7 @@ import yaml
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError, DataError
-from qhyer.io import NUMBER_PACKAGES, git_commit, package_versions
+from qhyer.io import NUMBER_PACKAGES, NUMBER_SETTINGS, git_commit, package_versions
 
 # The run folder below the runs root; identity fields only, so two runs never share a folder.
 RUN_DIR = "{runs_root}/{budget}/{study}/{variant}/{method}/{dataset}/seed{seed}"
@@ -191,8 +191,9 @@ PROVENANCE_COLUMNS = ("commit", "dataset_sha256", "versions")
 
 
 def versions_label(versions: dict[str, str]) -> str:
-    """`torch=2.5.1 numpy=2.1.3 ...`: the versions of the packages that change numbers (io.NUMBER_PACKAGES)."""
-    return " ".join(f"{name}={versions.get(name, UNKNOWN)}" for name in NUMBER_PACKAGES)
+    """`torch=2.5.1 numpy=2.1.3 ... mamba_cpu=fused-c(-O3,-march=native)`: the versions of the packages and the
+    settings that change numbers (io.NUMBER_PACKAGES, io.NUMBER_SETTINGS)."""
+    return " ".join(f"{name}={versions.get(name, UNKNOWN)}" for name in (*NUMBER_PACKAGES, *NUMBER_SETTINGS))
 
 
 def provenance_fields(provenance: dict) -> dict[str, str]:

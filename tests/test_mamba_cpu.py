@@ -113,6 +113,23 @@ def test_missing_compiler_falls_back_to_the_pytorch_scan(monkeypatch, tmp_path):
 
 
 @needs_compiler
+def test_which_kernels_ran_is_part_of_the_provenance(monkeypatch):
+    """Runs record which CPU kernels they used (they change numbers within float32 rounding), and
+    QHYER_CPU_KERNELS=pytorch selects PyTorch's, e.g. to reproduce numbers made without a C compiler."""
+    from qhyer.runs import checkout_provenance
+
+    mamba_cpu.library.cache_clear()
+    try:
+        assert checkout_provenance()["versions"].split()[-1].startswith("mamba_cpu=fused-c(-O3")
+        monkeypatch.setenv("QHYER_CPU_KERNELS", "pytorch")
+        mamba_cpu.library.cache_clear()
+        assert not mamba_cpu.supports(*scan_inputs(2, 9, 6, 3, large_delta=False))
+        assert checkout_provenance()["versions"].split()[-1] == "mamba_cpu=pytorch"
+    finally:
+        mamba_cpu.library.cache_clear()
+
+
+@needs_compiler
 def test_mamba_with_the_fused_scan_equals_the_pytorch_scan(monkeypatch):
     mamba, u = tiny_mamba(2), torch.randn(3, 13, 8, generator=torch.Generator().manual_seed(3))
     mask = torch.ones(3, 13, dtype=torch.bool)

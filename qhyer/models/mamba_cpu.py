@@ -314,23 +314,31 @@ def _compile(source: str, flags: list[str], target: Path) -> bool:
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         return False
+    # Built beside its target (os.replace cannot cross filesystems: /tmp is often local, ~/.cache on NFS), then
+    # renamed: concurrent processes never load a half-written library.
+    built = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with tempfile.TemporaryDirectory() as tmp:
-        c_file, built = Path(tmp, "mamba_cpu.c"), Path(tmp, target.name)
+        c_file = Path(tmp, "mamba_cpu.c")
         c_file.write_text(source)
         try:
             result = subprocess.run([compiler, *flags, str(c_file), "-o", str(built)], capture_output=True,
                                     timeout=120, check=False)
+            if result.returncode != 0:
+                return False
+            os.replace(built, target)
         except (OSError, subprocess.TimeoutExpired):
             return False
-        if result.returncode != 0:
-            return False
-        os.replace(built, target)  # atomic: concurrent processes never load a half-written library
+        finally:
+            built.unlink(missing_ok=True)
     return True
 
 
 @functools.cache
 def library() -> ctypes.CDLL | None:
-    """The compiled library (cached on disk), or None when it cannot be built or loaded."""
+    """The compiled library (cached on disk), or None when it cannot be built or loaded, or when the environment
+    sets QHYER_CPU_KERNELS=pytorch (to reproduce numbers made without a C compiler)."""
+    if os.environ.get("QHYER_CPU_KERNELS", "fused") == "pytorch":
+        return None
     source = _SOURCE.replace("@CHANNELS@", str(CHANNELS))
     home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qhyer"
     temp_cache = Path(tempfile.gettempdir()) / f"qhyer-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
@@ -357,8 +365,16 @@ def library() -> ctypes.CDLL | None:
         lib.softplus_mask_forward.argtypes = [pointer] * 3 + [size] * 2
         lib.softplus_mask_backward.argtypes = [pointer] * 4 + [size] * 2
         lib.softplus_mask_forward.restype = lib.softplus_mask_backward.restype = None
+        lib.build_flags = ",".join(flag for flag in flags if flag not in ("-shared", "-fPIC"))  # one word of a label
         return lib
     return None
+
+
+def kernels_label() -> str:
+    """Which CPU kernels the Mamba branch runs in this process, for run provenance (they change the numbers within
+    float32 rounding): `fused-c(<compiler flags>)` or `pytorch`."""
+    lib = library()
+    return "pytorch" if lib is None else f"fused-c({lib.build_flags})"
 
 
 @torch.compiler.disable  # under torch.compile the kernels are opaque calls between compiled graphs
