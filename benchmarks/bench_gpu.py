@@ -16,7 +16,7 @@ Step modes (column `mode`, with `precision`), exactly what the trainer runs for 
 train.precision (qhyer.agent.Agent.wrap_loss_functions): eager; eager with bf16 autocast; compiled = `torch.compile`
 of the agent's loss functions (model, critic and losses; backward compiled with them, the optimizer step eager);
 reduce-overhead = the same compiled as CUDA graphs (on a CPU: the default mode again, so only its code path is run).
-Shared (`shared_gpu` rows): N runs on one device, each its own spawned process as Snakemake's group jobs run them,
+Shared (`shared_gpu` rows): N runs on one device, each its own spawned process as separate train jobs sharing a GPU are,
 each doing `--shared-updates` QHyer-hybrid updates then as many DT updates (eager fp32, batches sampled on the CPU and
 copied per update as the trainer does; CPU threads: the cores / the largest N), started together after every process
 has built and warmed up its agents. `ms` is the wall time from the common start to the last process's end; issue

@@ -14,8 +14,7 @@ rule evaluate:
         run=lambda wc, input: os.path.dirname(input[0]),
     threads: config["train"]["threads"]
     resources:
-        gpu=config["train"]["gpus"],
-        runtime=time_limit("evaluate"),
+        runtime=time_limit("evaluate"),  # on CPUs: `python -m qhyer.evaluate` runs the policy on the CPU
     log:
         f"{LOGS}/evaluate/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
     benchmark:
