@@ -2,7 +2,7 @@
 # A real single-node SLURM on this machine, from Debian's packages, for the SLURM executor test (run as root):
 #   tests/slurm/local_cluster.sh start    # install munge + slurmctld + slurmd if missing, configure, start, wait
 #   tests/slurm/local_cluster.sh status   # exit 0 when the node accepts jobs (prints sinfo)
-#   tests/slurm/local_cluster.sh stop     # stop the daemons (configuration and logs stay for inspection)
+#   tests/slurm/local_cluster.sh stop     # stop the daemons (logs and the configuration stay in the state folder)
 # Every command is idempotent. No systemd is assumed (CI containers have none): the daemons are started directly.
 # Assumptions (test cluster only, not a model of a real one): no accounting database (`sacct` has nothing; jobs are
 # checked with `squeue --states=all`, kept visible by MinJobAge, and with the job-completion log JobCompLoc), no
@@ -114,6 +114,11 @@ stop() {
     if [[ -f $STATE_DIR/munged.ours ]]; then
         stop_daemon /run/munge/munged.pid munged
         rm "$STATE_DIR/munged.ours"
+    fi
+    # Our slurm.conf moves into the state folder: left in /etc it points every SLURM client at a controller that is
+    # gone, and the Snakemake SLURM plugin runs `scontrol show config` whenever Snakemake starts (~9 s timeout each).
+    if [[ -f $SLURM_CONF ]] && grep -qF "$MARKER" "$SLURM_CONF"; then
+        mv "$SLURM_CONF" "$STATE_DIR/slurm.conf"
     fi
 }
 
