@@ -202,6 +202,17 @@ def data_rates(manifest_dirs: list[Path], data: pd.DataFrame) -> dict[str, Rate 
     return rates
 
 
+def train_rates(runs: pd.DataFrame, on_gpu: bool, cpu_table: Path, gpu_table: Path | None,
+                assumed_gpu_speedup: float = ASSUMED_GPU_SPEEDUP) -> dict[str, Rate]:
+    """ms per update of every method the runs use: CPU times, or GPU times (measured or projected) when `on_gpu`."""
+    cpu = cpu_train_rates(cpu_table)
+    missing = sorted(set(runs["method"]) - set(cpu))
+    if missing:
+        raise DataError(f"{cpu_table} has no default-size time for {', '.join(missing)}",
+                        "rerun benchmarks/bench_train_step.py with every method")
+    return gpu_train_rates(cpu, gpu_table, assumed_gpu_speedup) if on_gpu else cpu
+
+
 def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, gpu_table: Path | None,
              manifest_dirs: list[Path], assumed_gpu_speedup: float = ASSUMED_GPU_SPEEDUP
              ) -> tuple[pd.DataFrame, dict]:
@@ -212,13 +223,8 @@ def estimate(budget: str, config_dir: Path, cpu_table: Path, eval_table: Path, g
     if runs.empty:
         raise ConfigError(f"budget '{budget}' plans no runs")
     data = planned_data(config, runs)
-    cpu = cpu_train_rates(cpu_table)
-    missing = sorted(set(runs["method"]) - set(cpu))
-    if missing:
-        raise DataError(f"{cpu_table} has no default-size time for {', '.join(missing)}",
-                        "rerun benchmarks/bench_train_step.py with every method")
     on_gpu = config["train"]["gpus"] > 0
-    train = gpu_train_rates(cpu, gpu_table, assumed_gpu_speedup) if on_gpu else cpu
+    train = train_rates(runs, on_gpu, cpu_table, gpu_table, assumed_gpu_speedup)
     evals = eval_rates(eval_table, list(runs["dataset"].unique()))
     gen = data_rates(manifest_dirs, data)
     rows = []
@@ -247,12 +253,7 @@ def job_time_limits(config: dict, results: Path = RESULTS) -> dict[tuple, dict[s
     runs = planned_runs(config, data_dir_of(config))
     if runs.empty:
         return {}
-    cpu = cpu_train_rates(results / "cpu_step_times.csv")
-    missing = sorted(set(runs["method"]) - set(cpu))
-    if missing:
-        raise DataError(f"{results / 'cpu_step_times.csv'} has no default-size time for {', '.join(missing)}",
-                        "rerun benchmarks/bench_train_step.py with every method")
-    train = gpu_train_rates(cpu, latest_gpu_table(results)) if config["train"]["gpus"] > 0 else cpu
+    train = train_rates(runs, config["train"]["gpus"] > 0, results / "cpu_step_times.csv", latest_gpu_table(results))
     evals = eval_rates(results / "eval_step_times.csv", list(runs["dataset"].unique()))
     low, high = TIME_LIMIT_MINUTES
 
