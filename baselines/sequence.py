@@ -8,7 +8,8 @@ takes them as an argument) and in how they train and pick the conditioning retur
 
 Two protocols (`SequenceConfig.protocol`):
 - 'relabelled' (default, every dataset): hindsight-relabelled goals with sparse 0/1 goal rewards and returns-to-go,
-  conditioning return 1, the same data as QHyer;
+  conditioning return 1 on every step, also after the goal is reached (`SequenceAgent.spent_reward`), the same
+  data as QHyer;
 - 'source' (D4RL datasets only): each method's own protocol, under which the card's D4RL baseline numbers were
   measured: D4RL's stored rewards, returns-to-go = undiscounted reward sums to the episode end divided by
   `reward_scale`, the conditioning return `target_return` (QT: its `candidate_returns`) in reward units, decremented
@@ -217,12 +218,26 @@ class SequenceAgent(Agent):
         return torch.cat([obs, goal], dim=-1)
 
     def conditioning(self, target: torch.Tensor, spent: torch.Tensor) -> torch.Tensor:
-        """Return-to-go tokens for a target return (reward units) after `spent` reward: (target − spent) / scale,
-        as DT's and LSDT's evaluation decrement it. Relabelled: floored at 0, because training returns-to-go are
-        0/1, so a negative one (a D4RL Maze2d episode keeps rewarding steps inside the goal radius) was never seen;
-        the source protocols do not floor."""
-        rtg = (target - spent) / self.cfg.reward_scale
-        return rtg.clamp_min(0.0) if self.cfg.protocol == "relabelled" else rtg
+        """Return-to-go tokens for a target return (reward units) after `spent` reward (`spent_reward`):
+        (target − spent) / scale, as DT's and LSDT's evaluation decrement it (unfloored, as theirs)."""
+        return (target - spent) / self.cfg.reward_scale
+
+    def spent_reward(self, history_rewards: np.ndarray) -> np.ndarray:
+        """(B, t) rewards received → (B, K) reward taken off the target before each step of the window.
+
+        The conditioning means what a training return-to-go meant under the run's protocol:
+        - 'source': the reward still to come to the episode end (D4RL rewards, `WindowSampler._recorded`), so the
+          rewards received so far are subtracted (`reward_so_far`), as DT/QT/LSDT's evaluation loops do.
+        - 'relabelled': whether the goal is still ahead. A training RTG is 1 on every step before the relabelled goal
+          is reached, and the training episode ends there (`WindowSampler._relabelled`: dones = r); an RTG of 0 only
+          marks goals that lie behind the step or in another episode (random goals). So nothing is subtracted: the
+          policy is asked for the target on every step, also after it reached the goal. OGBench ends evaluation at
+          the goal anyway; Maze2d pays 1 on every step inside the goal radius and D4RL's score counts those steps,
+          so subtracting them would tell the policy, from the first step at the goal on, that the goal no longer
+          matters — the opposite of what the score rewards."""
+        if self.cfg.protocol == "source":
+            return reward_so_far(history_rewards, self.cfg.context_len)
+        return np.zeros((len(history_rewards), self.cfg.context_len), np.float32)
 
     def hidden(self, model: RTGTransformer, batch: dict[str, torch.Tensor], rtg: torch.Tensor) -> torch.Tensor:
         """Token hidden states (B, K, 3, D) of `model` (the online actor or an EMA copy) on a window."""
@@ -254,8 +269,8 @@ class SequenceAgent(Agent):
     # --- acting --------------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, window: dict[str, torch.Tensor], spent: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Actions (B, A) for the last step of each window. DT evaluation: condition on the target return minus the
-        reward received so far (`spent`, (B, K)), see `conditioning`."""
+        """Actions (B, A) for the last step of each window. DT evaluation: condition on the target return minus
+        `spent` (B, K), the reward `spent_reward` counts (see `conditioning`)."""
         rtg = self.conditioning(torch.tensor(self.cfg.target_return, device=spent.device), spent)
         return self.predict_actions(self.model, window, rtg)[:, -1]
 
@@ -279,7 +294,7 @@ class RTGPolicy:
     def act(self, step: StepInput) -> np.ndarray:
         device = self.agent.device
         window = window_from_history(step, self.agent.cfg.context_len, device)
-        spent = torch.as_tensor(reward_so_far(step.history_rewards, self.agent.cfg.context_len), device=device)
+        spent = torch.as_tensor(self.agent.spent_reward(step.history_rewards), device=device)
         return self.agent.act(window, spent, self.generator).clamp(-1.0, 1.0).float().cpu().numpy()
 
 

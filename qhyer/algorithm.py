@@ -83,7 +83,7 @@ class QHyerConfig(MethodConfig):
     goal_noise: float = 0.05                   # assumption: dequantisation std on standardised goals (critic training)
     q_clip: float = 10.0                       # assumption: Q token = clip(raw Q, ±q_clip); raw Q is per goal dim
     q_head_hidden: tuple[int, ...] = (256, 256)  # assumption: Q̂_φ(s, g) MLP
-    rtg_target: float = 1.0                    # 'rtg': return asked for at step 0 (sparse 0/1 goal reward)
+    rtg_target: float = 1.0                    # 'rtg': return asked for on every step (sparse 0/1 goal reward)
     # --- loss weights ------------------------------------------------------------------------------------------
     lambda_critic: float = 1.0                 # assumption
     lambda_bc: float = 1.0                     # assumption
@@ -297,13 +297,18 @@ class QHyerAgent(Agent):
         return QHyerPolicy(self)
 
     # --- inference -------------------------------------------------------------------------------------------
-    def conditioning_value(self, s: torch.Tensor, g: torch.Tensor, past_rewards: np.ndarray) -> torch.Tensor:
-        """Stage one of inference: the Q token of the current step, (b,), from standardised s, g (b, ·)."""
+    def conditioning_value(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Stage one of inference: the Q token of the current step, (b,), from standardised s, g (b, ·).
+
+        'rtg' asks for `rtg_target` on every step, rewards received or not: a training return-to-go is 1 while the
+        relabelled goal is still ahead and the training episode ends at the goal, so 0 only ever marked goals behind
+        the step or in another episode (baselines/sequence.py `SequenceAgent.spent_reward`, the same for DT/QT/LSDT).
+        Subtracting Maze2d's reward (1 on every step inside the goal radius) would say "irrelevant goal" from the
+        first step at the goal on, while D4RL's score counts the steps spent there."""
         if self.q_head is not None:
             return self.q_head(s, g).clamp(-self.cfg.q_clip, self.cfg.q_clip)
-        if self.cfg.conditioning == "rtg":  # DT: target minus rewards so far, floored at the data's minimum 0
-            rtg = np.maximum(self.cfg.rtg_target - past_rewards.sum(1), 0.0)
-            return torch.as_tensor(rtg, dtype=s.dtype, device=s.device)
+        if self.cfg.conditioning == "rtg":
+            return torch.full((len(s),), self.cfg.rtg_target, dtype=s.dtype, device=s.device)
         return torch.zeros(len(s), device=s.device)
 
 
@@ -358,7 +363,7 @@ class QHyerPolicy:
     def act(self, step: StepInput) -> np.ndarray:
         agent = self.agent
         s, g = agent.normalize_obs(self._tensor(step.observations)), agent.normalize_goal(self._tensor(step.goals))
-        q = agent.conditioning_value(s, g, step.history_rewards)                  # stage 1: the Q token
+        q = agent.conditioning_value(s, g)                                        # stage 1: the Q token
         self.q_history = torch.cat([self.q_history, q[:, None]], 1)
         if step.t < agent.cfg.context_len:
             hidden = self._step_mode(step, torch.cat([s, g], -1), q)

@@ -83,22 +83,6 @@ def test_trains_and_acts(method):
     assert np.array_equal(policy.act(step_input(ds, 7, 2)), first)  # reproducible after reset (QT samples)
 
 
-def test_dt_conditions_on_target_minus_received_reward():
-    ds = walk_dataset()
-    agent = make_agent("dt", ds).eval()
-    seen = []
-    forward = agent.model.forward
-    agent.model.forward = lambda rtg, *args: seen.append(rtg.clone()) or forward(rtg, *args)
-    policy = agent.policy()
-    policy.reset(3)
-    rewards = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)  # episode 0 has not reached the goal yet
-    policy.act(step_input(ds, 3, goal_dim=3, rewards=rewards))
-    rtg, = seen
-    assert rtg.shape == (3, K)
-    # Window = steps 0..3 after one pad slot; the return drops from 1 to 0 on the step after the reward.
-    assert torch.equal(rtg[:, 1:], torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]))
-
-
 def test_td_targets_by_hand():
     g = 0.5
     rewards = torch.zeros(3, 4)
