@@ -14,6 +14,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "gciql": ("baselines.gciql", "GCIQLConfig", "GCIQLAgent"),
     "hiql": ("baselines.hiql", "HIQLConfig", "HIQLAgent"),
     "gcbc": ("baselines.gcbc", "GCBCConfig", "GCBCAgent"),
+    "iql": ("baselines.iql", "IQLConfig", "IQLAgent"),
 }
 
 
