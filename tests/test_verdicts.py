@@ -18,10 +18,13 @@ from qhyer.report.verdicts import (
     REPRODUCED,
     REVERSED,
     VERDICTS,
+    SequentialDesign,
     calibrate,
     difference_verdict,
+    main,
     seeds_needed,
     seeds_needed_ordering,
+    simulate_sequential,
     total_verdict,
     value_verdict,
 )
@@ -206,6 +209,80 @@ def test_ordering_with_one_seed_is_inconclusive():
     assert decision.verdict == INCONCLUSIVE and decision.decisive == "pair 1" and decision.n_seeds == 1
 
 
+# --- staged design ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def staged():
+    return simulate_sequential(experiments=EXPERIMENTS)
+
+
+def test_lan_demets_pocock_boundaries_match_the_published_ones():
+    # Pocock-type spending at 5 equally spaced looks, two-sided 0.05: critical values 2.438, 2.427, 2.410, 2.397,
+    # 2.386 (e.g. gsDesign's sfLDPocock, one-sided 0.025)
+    design = SequentialDesign(first_seeds=2, step_seeds=2, max_seeds=10, spending="pocock")
+    critical = [stats.norm.isf((1 - design.level_at(n)) / 2) for n in design.looks()]
+    assert design.looks() == [2, 4, 6, 8, 10]
+    assert critical == pytest.approx([2.438, 2.427, 2.410, 2.397, 2.386], abs=1.5e-3)
+
+
+def test_repeated_intervals_cover_at_all_looks_together():
+    # Brownian motion in information at the default looks: |Z_k| >= c_k at some look with probability alpha
+    design = SequentialDesign()
+    looks = np.array(design.looks())
+    critical = stats.norm.isf((1 - np.array([design.level_at(n) for n in looks])) / 2)
+    rng = np.random.default_rng(3)
+    paths = 200_000
+    steps = rng.standard_normal((paths, len(looks))) * np.sqrt(np.diff(looks, prepend=0) / looks[-1])
+    z = np.cumsum(steps, axis=1) / np.sqrt(looks / looks[-1])
+    crossed = (np.abs(z) >= critical).any(axis=1).mean()
+    assert abs(crossed - design.alpha) < 3 * math.sqrt(design.alpha * (1 - design.alpha) / paths)
+    assert all(design.level_at(n) > 0.95 for n in looks)  # every look is wider than the fixed design's
+
+
+def test_design_looks_unplanned_looks_and_bad_settings():
+    design = SequentialDesign(first_seeds=2, step_seeds=3, max_seeds=10)
+    assert design.looks() == [2, 5, 8, 10]
+    assert design.level_at(12) == design.level_at(10)
+    unplanned = design.level_at(6)  # boundary for looks 2, 5 and 6
+    assert design.level_at(5) != unplanned and 0.95 < unplanned < 1
+    for bad in ({"first_seeds": 1}, {"step_seeds": 0}, {"max_seeds": 2}, {"alpha": 1.5}, {"spending": "wald"},
+                {"spending": "hsd:0"}, {"spending": "power:x"}):
+        with pytest.raises(ConfigError):
+            SequentialDesign(**bad)
+
+
+def staged_rows(table, design="staged", **match):
+    return rows(table.rename(columns={"design": "method"}), design, **match)
+
+
+def test_staged_error_rates_hold_over_all_looks(staged):
+    # a true claim called below/above/reversed, a claim two tolerances off called reproduced: at most 5% over all
+    # looks together, for every claim type, distribution and between-seed sd
+    assert (staged_rows(staged)["false_call"] <= 0.05 + mc_margin(0.05)).all()
+    band_claims = staged_rows(staged)[staged_rows(staged)["claim"] != "ordering"]
+    assert (band_claims["false_reproduced"] <= 0.05 + mc_margin(0.05)).all()
+    assert (staged_rows(staged, claim="ordering", distribution="normal")["false_reproduced"]
+            <= 0.025 + mc_margin(0.025)).all()
+
+
+def test_staged_design_meets_issue_19s_targets(staged):
+    # at sd = 1 tolerance: power >= 80% for a true value claim, <= 7 seeds on average to call one 3 tolerances off
+    value = staged_rows(staged, claim="value", sd=1.0)
+    assert (value["power"] >= 0.80).all() and (value["seeds_far_mean"] <= 7).all()
+    assert (value["decided_far"] >= 0.99).all()
+    fixed = staged_rows(staged, "fixed 8", sd=1.0).set_index(["claim", "distribution"])
+    both = staged_rows(staged, sd=1.0).set_index(["claim", "distribution"]).join(fixed, rsuffix="_fixed")
+    assert (both["power"] > both["power_fixed"] + 0.25).all()  # fixed 8 seeds: about half of the true claims
+    assert (both["seeds_far_mean"] < 8).all() and (both["seeds_true_p95"] <= 16).all()
+
+
+def test_staged_simulation_is_deterministic_and_rejects_unknown_names():
+    first = simulate_sequential(claims=("value",), distributions=("normal",), experiments=50)
+    assert first.equals(simulate_sequential(claims=("value",), distributions=("normal",), experiments=50))
+    with pytest.raises(ConfigError, match="trend2"):
+        simulate_sequential(claims=("trend2",))
+
+
 # --- sample sizes and bad input ---------------------------------------------------------------------------------
 
 def test_seeds_needed_matches_hand_computation():
@@ -242,3 +319,14 @@ def test_cli_prints_the_calibration_table():
     assert "coverage" in done.stdout and done.stdout.count("percentile") == 9  # 3 procedures x 3 distributions
     bad = subprocess.run([*command[:-1], "1"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
+
+
+def test_cli_prints_the_staged_design_table(monkeypatch, capsys):
+    arguments = ["verdicts", "--experiments", "40", "--sequential", "--max-seeds", "5"]
+    monkeypatch.setattr(sys, "argv", arguments)
+    main()
+    shown = capsys.readouterr().out
+    assert "looks at [3, 4, 5] seeds" in shown and shown.count(" staged ") == 36  # 4 claims x 3 distributions x 3 sds
+    monkeypatch.setattr(sys, "argv", [*arguments, "--spending", "wald"])
+    with pytest.raises(ConfigError, match="wald"):
+        main()

@@ -37,6 +37,15 @@ tasks). Episodes are never pooled across seeds, so every interval measures seed-
   point estimate points, if the measured between-seed sd and difference were the truth (plug-in, so itself
   uncertain; infinite when the estimate sits exactly on the boundary). It uses the normal-approximation
   sample-size formulas refined with t quantiles (`seeds_needed`, `seeds_needed_ordering`).
+* Staged decisions (`SequentialDesign`, issue 19): seeds are added in stages and a claim is decided after every
+  stage, stopping once it is not `inconclusive`. Deciding every stage at 95% would inflate the error rates (each
+  look is another chance of a wrong call), so the look with n seeds uses the repeated confidence interval of an
+  alpha-spending design (Lan & DeMets 1983; Jennison & Turnbull 2000, ch. 9): the same verdict functions at the
+  wider nominal level `level_at(n)` (about 99.6% at 3 seeds down to 97.2% at 16 with the defaults). Intervals
+  that cover the truth at all looks together keep every decision read off them at its level, whenever it stops.
+  The spending function (Hwang-Shih-DeCani, gamma -2) was chosen by simulation (`simulate_sequential`, printed by
+  `python -m qhyer.report.verdicts --sequential`) between O'Brien-Fleming's (power 0.91 but 7.2 seeds on
+  average to call a claim three tolerances off) and Pocock's (5.4 seeds, but power 0.78 at 16 seeds).
 """
 
 from __future__ import annotations
@@ -45,10 +54,12 @@ import argparse
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from scipy.optimize import brentq
 
 from qhyer.errors import ConfigError, DataError, cli_main
 from qhyer.report.stats import LEVEL, SEED
@@ -354,6 +365,144 @@ def _ordering_decision(differences: list[Difference], sums: list[_SignedSum | No
                     seeds, reason, tuple(differences), decisive.label)
 
 
+# --- staged decisions: repeated confidence intervals with an error-spending function ----------------------------
+
+def _obrien_fleming_spending(t: np.ndarray, alpha: float) -> np.ndarray:
+    """Lan & DeMets (1983) O'Brien-Fleming type: 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)); spends almost nothing early."""
+    return 2 * sps.norm.sf(sps.norm.isf(alpha / 2) / np.sqrt(t))
+
+
+def _pocock_spending(t: np.ndarray, alpha: float) -> np.ndarray:
+    """Lan & DeMets (1983) Pocock type: alpha ln(1 + (e - 1) t); spends evenly, widens the last look most."""
+    return alpha * np.log1p((math.e - 1) * t)
+
+
+def _power_spending(rho: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    """Kim & DeMets (1987) power family alpha t^rho: rho 1 near Pocock, 3 near O'Brien-Fleming."""
+    return lambda t, alpha: alpha * np.asarray(t, dtype=float) ** rho
+
+
+def _hsd_spending(gamma: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    """Hwang, Shih & DeCani (1990): alpha (1 - e^{-gamma t}) / (1 - e^{-gamma}); gamma -4 near O'Brien-Fleming,
+    1 near Pocock."""
+    return lambda t, alpha: alpha * np.expm1(-gamma * np.asarray(t, dtype=float)) / math.expm1(-gamma)
+
+
+SPENDING = {"obrien-fleming": _obrien_fleming_spending, "pocock": _pocock_spending}
+SPENDING_FAMILIES = {"power": _power_spending, "hsd": _hsd_spending}  # named "<family>:<parameter>", e.g. hsd:-2
+
+
+def spending_function(name: str) -> Callable[[np.ndarray, float], np.ndarray]:
+    """The alpha-spending function called `name`: one of SPENDING, or "<family>:<parameter>" of SPENDING_FAMILIES."""
+    if name in SPENDING:
+        return SPENDING[name]
+    family, _, parameter = name.partition(":")
+    try:
+        value = float(parameter)
+    except ValueError:
+        value = math.nan
+    if family not in SPENDING_FAMILIES or not math.isfinite(value) or (family == "power" and value <= 0) or (
+            family == "hsd" and value == 0):
+        raise ConfigError(f"unknown spending function '{name}'",
+                          f"one of {', '.join(SPENDING)}, power:<rho > 0> or hsd:<gamma != 0>")
+    return SPENDING_FAMILIES[family](value)
+BOUNDARY_GRID = 401  # points of the numerical integration per look (odd: Simpson); 1001 moves levels < 1e-9
+
+
+def _normal_pdf(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def _simpson_weights(points: int, step: float) -> np.ndarray:
+    weights = np.ones(points)
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    return weights * step / 3
+
+
+def _excess_exit(c: float, t: float, grid: np.ndarray, mass: np.ndarray, step_sd: float, spend: float) -> float:
+    """Probability of leaving (-c, c) at information t from the sub-density carried on `grid` (`mass`: density
+    times integration weights) at the previous look, the statistic moving by N(0, step_sd^2) in between, minus
+    the alpha `spend` allowed at this look."""
+    edge = c * math.sqrt(t)
+    return float(mass @ (sps.norm.sf((edge - grid) / step_sd) + sps.norm.cdf((-edge - grid) / step_sd))) - spend
+
+
+@lru_cache(maxsize=256)
+def _boundaries(times: tuple[float, ...], alpha: float, spending: str) -> tuple[float, ...]:
+    """Two-sided critical values c_k of the standardised statistic at information fractions `times`.
+
+    c_k is chosen so that the probability of first leaving (-c_j, c_j) at look k, when the truth is 0, equals the
+    alpha spent between looks k - 1 and k (Lan & DeMets 1983). The statistic Z_k = S_k / sqrt(t_k), S a Brownian
+    motion in information; the sub-density of S_k on the continuation region is carried from look to look by
+    numerical integration (Armitage, McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19).
+    """
+    spent = spending_function(spending)(np.asarray(times), alpha)
+    bounds, grid, mass, previous = [], np.zeros(0), np.zeros(0), 0.0
+    for t, increment in zip(times, np.diff(spent, prepend=0.0), strict=True):
+        if increment <= 0:  # nothing spent (a look repeated): an infinitely wide interval, no decision possible
+            bounds.append(math.inf)
+            continue
+        if not grid.size:
+            c = float(sps.norm.isf(increment / 2))
+        else:
+            step_sd = math.sqrt(t - previous)
+            c = float(brentq(_excess_exit, 1e-3, 50.0, args=(t, grid, mass, step_sd, increment), xtol=1e-10))
+        new_grid = np.linspace(-c * math.sqrt(t), c * math.sqrt(t), BOUNDARY_GRID)
+        if not grid.size:
+            density = _normal_pdf(new_grid / math.sqrt(t)) / math.sqrt(t)
+        else:
+            density = _normal_pdf((new_grid[:, None] - grid[None, :]) / step_sd) @ mass / step_sd
+        bounds.append(c)
+        grid, mass, previous = new_grid, _simpson_weights(BOUNDARY_GRID, new_grid[1] - new_grid[0]) * density, t
+    return tuple(bounds)
+
+
+@dataclass(frozen=True)
+class SequentialDesign:
+    """Seeds added in stages, each claim decided again after every stage by repeated confidence intervals.
+
+    Looks at `first_seeds`, `first_seeds + step_seeds`, ... up to `max_seeds` seeds per method and dataset. At a
+    look with n seeds, a claim's verdict is the fixed-design verdict (`value_verdict`, `total_verdict`,
+    `difference_verdict`, `gain_verdict`) at `level=level_at(n)`; a claim whose verdict is not `inconclusive`
+    stops, the others get the next stage's seeds; at `max_seeds` the verdict stands as it is. The levels are those
+    of an alpha-spending design (Lan & DeMets 1983) with information proportional to seeds: the intervals at all
+    looks cover the truth together with probability 1 - alpha (Jennison & Turnbull 2000, ch. 9, repeated
+    confidence intervals), so any decision read off them at any look, and stopping when it is taken, keeps the
+    fixed design's error rates. Known-variance critical values carried to Student t quantiles at the same nominal
+    level (the usual approximation for unknown variance); simulated in `simulate_sequential`.
+    """
+
+    first_seeds: int = 3
+    step_seeds: int = 1
+    max_seeds: int = 16
+    alpha: float = round(1 - LEVEL, 10)
+    spending: str = "hsd:-2"  # assumption: chosen by simulation (README): power and early stops both meet issue 19
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.first_seeds <= self.max_seeds or self.step_seeds < 1:
+            raise ConfigError(f"sequential design first_seeds {self.first_seeds}, step_seeds {self.step_seeds}, "
+                              f"max_seeds {self.max_seeds}", "need 2 <= first_seeds <= max_seeds and step_seeds >= 1")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"sequential design alpha {self.alpha} is not in (0, 1)", "use e.g. 0.05")
+        spending_function(self.spending)
+
+    def looks(self) -> list[int]:
+        """Seed counts at which claims are decided: every stage's, the last at `max_seeds`."""
+        return [*range(self.first_seeds, self.max_seeds, self.step_seeds), self.max_seeds]
+
+    def level_at(self, n_seeds: int) -> float:
+        """Nominal two-sided level of the repeated confidence interval at a look with `n_seeds` seeds.
+
+        A count between the planned looks is an unplanned look (error spending allows it): the boundary is computed
+        for the planned looks before it and this one. Counts at or above `max_seeds` get the final look's level.
+        """
+        n = max(min(int(n_seeds), self.max_seeds), 1)
+        looks = self.looks()
+        schedule = looks if n in looks else [*(m for m in looks if m < n), n]  # a planned look: one cached schedule
+        c = _boundaries(tuple(m / self.max_seeds for m in schedule), self.alpha, self.spending)[schedule.index(n)]
+        return float(1 - 2 * sps.norm.sf(c))
+
+
 # --- calibration by simulation -----------------------------------------------------------------------------------
 # Assumptions of the simulation (what "calibrated" is checked against):
 CALIBRATION_SEEDS = (3, 5, 8, 10)  # seeds per method and dataset
@@ -445,20 +594,159 @@ def calibrate(n_seeds: Sequence[int] = CALIBRATION_SEEDS, distributions: Sequenc
     return pd.DataFrame(rows)
 
 
+# Assumptions of the staged-design simulation (besides those of `calibrate` above):
+SEQUENTIAL_SDS = (0.5, 1.0, 2.0)  # between-seed sd of the decided quantity, in tolerances (issue 19's scenarios)
+SEQUENTIAL_CLAIMS = ("value", "total", "ordering", "gain")
+FIXED_SEEDS = 8  # the fixed design compared with: every claim decided once, at 8 seeds (the paper budget's)
+GAIN_CLAIMED = 2.0  # a simulated gain claim's claimed difference, in tolerances (the card's +16 at +-10: 1.6)
+FAR = 3.0  # "clearly off": the truth this many tolerances from the claim (issue 19: mean seeds to call it <= 7)
+
+
+def _simulated_quantities(claim: str, draw: Callable, rng: np.random.Generator, shape: tuple[int, int]
+                          ) -> list[tuple[list[np.ndarray], list[float]]]:
+    """The signed sums a claim decides, as (per-seed draws of each mean, coefficients), each scaled to a per-seed
+    sd of 1 (every mean's truth 0)."""
+    def scaled(sds: Sequence[float], coefs: list[float]) -> tuple[list[np.ndarray], list[float]]:
+        unit = math.sqrt(sum(sd * sd for sd in sds))
+        return [sd / unit * draw(rng, shape) for sd in sds], coefs
+
+    if claim == "value":
+        return [scaled((1.0,), [1.0])]
+    if claim == "total":
+        return [scaled(TOTAL_SDS, [1.0] * len(TOTAL_SDS))]
+    pairs = 1 if claim == "gain" else ORDERING_PAIRS
+    return [scaled(ORDERING_SDS, [1.0, -1.0]) for _ in range(pairs)]
+
+
+def _first_decided(codes: np.ndarray, looks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Staged outcome of per-look verdicts (look, experiment): the verdict where a claim first is decided (else the
+    last look's) and the seeds it had then."""
+    decided = codes != INCONCLUSIVE
+    stop = np.where(decided.any(axis=0), decided.argmax(axis=0), len(looks) - 1)
+    return np.take_along_axis(codes, stop[None], axis=0)[0], np.asarray(looks)[stop]
+
+
+def _staged_verdicts(claim: str, lows: np.ndarray, highs: np.ndarray, highs_fw: np.ndarray, tolerance: float,
+                     scenario: str) -> np.ndarray:
+    """Verdicts (look, experiment) of a claim at every look, for one truth relative to the claim.
+
+    Bounds are of (estimate - truth) per quantity: (look, quantity, experiment), in per-seed sds. `scenario`:
+    `true` (value/total/gain: truth = claim; ordering: every difference +1 tolerance), `zero` (ordering: every
+    difference 0, the true claim least favourable to `reversed`), `below2`/`above2`/`below3`/`above3` (truth
+    2 or 3 tolerances below/above the claim; ordering: every difference 1 - 2 or 1 - 3 tolerances), `zero<j>`
+    (ordering: difference j at 0, the others far above: the false claim least favourable to `reproduced`).
+    """
+    if claim != "ordering":
+        offset = {"true": 0.0, "below2": 2.0, "above2": -2.0, "below3": FAR, "above3": -FAR}[scenario]
+        low, high = lows[:, 0], highs[:, 0]  # claim = truth + offset * tolerance: the band moves, not the data
+        codes = _band_codes(low, high, (offset - 1) * tolerance, (offset + 1) * tolerance)
+        if claim == "gain":  # the interval below 0 itself: the sign is wrong too
+            codes = np.where(high < (offset - GAIN_CLAIMED) * tolerance, REVERSED, codes)
+        return codes
+    if scenario.startswith("zero") and scenario != "zero":
+        j = int(scenario[4:])
+        low, high_fw = lows[:, j], highs_fw[:, j]
+    else:
+        shift = {"true": 1.0, "zero": 0.0, "below2": -1.0, "below3": 1.0 - FAR}[scenario] * tolerance
+        low, high_fw = (lows + shift).min(axis=1), (highs_fw + shift).min(axis=1)
+    return np.select([high_fw < 0, low > 0], [REVERSED, REPRODUCED], INCONCLUSIVE)
+
+
+def _operating_characteristics(claim: str, bounds: tuple[np.ndarray, ...], looks: Sequence[int],
+                               tolerance: float) -> dict[str, float]:
+    """One row of `simulate_sequential` from the bounds at every look (`_staged_verdicts`)."""
+    def outcome(scenario: str) -> tuple[np.ndarray, np.ndarray]:
+        return _first_decided(_staged_verdicts(claim, *bounds, tolerance, scenario), looks)
+
+    true_codes, true_seeds = outcome("true")
+    if claim == "ordering":
+        call_codes = outcome("zero")[0]
+        wrong = ["zero", *(f"zero{j}" for j in range(bounds[0].shape[1]))]
+        far = {(REVERSED,): outcome("below3")}
+    else:
+        call_codes, wrong = true_codes, ["below2", "above2"]
+        far = {(BELOW, REVERSED): outcome("below3"), (ABOVE,): outcome("above3")}
+    slowest = max(far.values(), key=lambda codes_seeds: codes_seeds[1].mean())[1]
+    return {"false_call": float(np.isin(call_codes, [BELOW, ABOVE, REVERSED]).mean()),
+            "false_reproduced": max(float((outcome(s)[0] == REPRODUCED).mean()) for s in wrong),
+            "power": float((true_codes == REPRODUCED).mean()),
+            "seeds_true_mean": float(true_seeds.mean()),
+            "seeds_true_p95": float(np.quantile(true_seeds, 0.95, method="higher")),
+            "decided_far": min(float(np.isin(codes, list(right)).mean()) for right, (codes, _) in far.items()),
+            "seeds_far_mean": float(slowest.mean()),
+            "seeds_far_p95": float(np.quantile(slowest, 0.95, method="higher"))}
+
+
+def simulate_sequential(design: SequentialDesign | None = None, claims: Sequence[str] = SEQUENTIAL_CLAIMS,
+                        distributions: Sequence[str] = tuple(DISTRIBUTIONS), sds: Sequence[float] = SEQUENTIAL_SDS,
+                        experiments: int = 2000, seed: int = SEED, fixed_seeds: int = FIXED_SEEDS) -> pd.DataFrame:
+    """Operating characteristics of the staged design next to a fixed `fixed_seeds`-seed design, by simulation.
+
+    One row per claim type, seed-score distribution, between-seed sd (`sd`, in tolerances) and design. Columns:
+    false_call (`below`/`above`/`reversed` when the claim is true; ordering: every true difference 0);
+    false_reproduced (`reproduced` when the truth is two tolerances from the claim, worse side; ordering: one
+    true difference 0, the others 0 or far above, worst of them); power (`reproduced` when true; ordering: every
+    difference one tolerance above 0); seeds_true_mean / seeds_true_p95 (seeds per method and dataset when the
+    claim is true); decided_far (the share of claims `FAR` tolerances off called `below`/`above`/`reversed`,
+    worse side); seeds_far_mean / seeds_far_p95 (their seeds, worse side). Deterministic given `seed`.
+    """
+    design = design or SequentialDesign()
+    unknown = sorted(set(distributions) - DISTRIBUTIONS.keys()) + sorted(set(claims) - set(SEQUENTIAL_CLAIMS))
+    if unknown:
+        raise ConfigError(f"unknown distribution or claim type {', '.join(unknown)}",
+                          f"choose from {', '.join(DISTRIBUTIONS)} and {', '.join(SEQUENTIAL_CLAIMS)}")
+    looks = design.looks()
+    designs = {"staged": (looks, [design.level_at(n) for n in looks]), f"fixed {fixed_seeds}": ([fixed_seeds], [LEVEL])}
+    rows = []
+    for claim in claims:
+        for name in distributions:
+            rng = np.random.default_rng([seed, SEQUENTIAL_CLAIMS.index(claim), list(DISTRIBUTIONS).index(name)])
+            quantities = _simulated_quantities(claim, DISTRIBUTIONS[name], rng,
+                                               (experiments, max(design.max_seeds, fixed_seeds)))
+            for label, (ns, levels) in designs.items():
+                lows, highs, highs_fw = (np.empty((len(ns), len(quantities), experiments)) for _ in range(3))
+                for i, (n, level) in enumerate(zip(ns, levels, strict=True)):
+                    for j, (groups, coefs) in enumerate(quantities):
+                        s = _signed_sum([g[:, :n] for g in groups], coefs)
+                        lows[i, j], highs[i, j] = _t_bounds(s, level)
+                        if claim == "ordering":
+                            highs_fw[i, j] = _t_bounds(s, 1 - (1 - level) / len(quantities))[1]
+                for sd in sds:
+                    rows.append({"claim": claim, "distribution": name, "sd": sd, "design": label,
+                                 **_operating_characteristics(claim, (lows, highs, highs_fw), ns, 1 / sd)})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m qhyer.report.verdicts",
-                                     description="Print the calibration table of the verdict intervals.")
+                                     description="Print the calibration table of the verdict intervals, or with "
+                                                 "--sequential the operating characteristics of the staged design.")
     parser.add_argument("--experiments", type=int, default=2000, help="simulated experiments per cell")
     parser.add_argument("--reps", type=int, default=1000, help="bootstrap replicates per interval")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(CALIBRATION_SEEDS), help="seeds per run")
     parser.add_argument("--seed", type=int, default=SEED, help="random seed of the simulation")
+    parser.add_argument("--sequential", action="store_true", help="simulate the staged design next to a fixed one")
+    defaults = SequentialDesign()
+    parser.add_argument("--first-seeds", type=int, default=defaults.first_seeds, help="staged: seeds of stage 1")
+    parser.add_argument("--step-seeds", type=int, default=defaults.step_seeds, help="staged: seeds added per stage")
+    parser.add_argument("--max-seeds", type=int, default=defaults.max_seeds, help="staged: seeds at the last look")
+    parser.add_argument("--spending", default=defaults.spending, help="staged: alpha-spending function")
     args = parser.parse_args()
     if args.experiments < 10 or args.reps < 10 or min(args.seeds) < 2:
         raise ConfigError("--experiments and --reps must be >= 10 and --seeds >= 2")
-    table = calibrate(args.seeds, experiments=args.experiments, reps=args.reps, seed=args.seed)
-    mc_se = math.sqrt(LEVEL * (1 - LEVEL) / args.experiments)
-    print(f"Nominal level {LEVEL:.0%}; {args.experiments} simulated experiments per row (Monte-Carlo standard error "
-          f"of a 95% coverage {mc_se:.3f}); tolerance {TOLERANCE_SD:g} sd. Columns: `calibrate` docstring.")
+    if args.sequential:
+        design = SequentialDesign(args.first_seeds, args.step_seeds, args.max_seeds, spending=args.spending)
+        table = simulate_sequential(design, experiments=args.experiments, seed=args.seed)
+        print(f"Staged design: looks at {design.looks()} seeds, alpha {design.alpha:g} spent by {design.spending} "
+              f"(nominal levels {', '.join(f'{design.level_at(n):.4f}' for n in design.looks())}); next to a fixed "
+              f"{FIXED_SEEDS}-seed design at {LEVEL:.0%}. sd: between-seed sd of the decided quantity in tolerances; "
+              f"far: the truth {FAR:g} tolerances off. {args.experiments} simulated experiments per row. Columns: "
+              "`simulate_sequential` docstring.")
+    else:
+        table = calibrate(args.seeds, experiments=args.experiments, reps=args.reps, seed=args.seed)
+        mc_se = math.sqrt(LEVEL * (1 - LEVEL) / args.experiments)
+        print(f"Nominal level {LEVEL:.0%}; {args.experiments} simulated experiments per row (Monte-Carlo standard "
+              f"error of a 95% coverage {mc_se:.3f}); tolerance {TOLERANCE_SD:g} sd. Columns: `calibrate` docstring.")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
