@@ -3,6 +3,7 @@
 import math
 import subprocess
 import sys
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -18,9 +19,14 @@ from qhyer.report.verdicts import (
     REPRODUCED,
     REVERSED,
     VERDICTS,
+    Contrast,
+    SeedScores,
     SequentialDesign,
+    binomial_sd_floor,
     calibrate,
+    contrast_verdict,
     difference_verdict,
+    gain_verdict,
     main,
     seeds_needed,
     seeds_needed_ordering,
@@ -170,7 +176,10 @@ def test_ordering_inconclusive_and_reversed():
     weak = difference_verdict([(a + 5, a), (a + [0.5, -0.4, 0.3, 0.1], a)], labels=["clear", "weak"])
     assert weak.verdict == INCONCLUSIVE and weak.decisive == "weak"
     diffs = np.array([0.5, -0.4, 0.3, 0.1])
-    assert weak.seeds_to_decide == seeds_needed_ordering(diffs.std(ddof=1), diffs.mean(), alpha=0.025)
+    # two differences must both be shown: each planned for power 0.8^(1/2), so the claim's is 0.8
+    assert weak.seeds_to_decide == seeds_needed_ordering(diffs.std(ddof=1), diffs.mean(), alpha=0.025,
+                                                         power=math.sqrt(0.8))
+    assert weak.expected == REPRODUCED
     backwards = difference_verdict([(a + 5, a), (a, a + [6.0, 6.5, 8.0, 9.0])])
     assert backwards.verdict == REVERSED and backwards.decisive == "pair 2" and backwards.ci_high < 0
 
@@ -207,6 +216,91 @@ def test_gain_in_a_total_over_datasets():
 def test_ordering_with_one_seed_is_inconclusive():
     decision = difference_verdict([([5.0], [1.0]), ([5.0, 6.0], [1.0, 2.0])])
     assert decision.verdict == INCONCLUSIVE and decision.decisive == "pair 1" and decision.n_seeds == 1
+
+
+# --- gain, trend, sd floor, seeds for k differences ------------------------------------------------------------
+
+GAIN_B = np.array([60.0, 62.0, 64.0, 66.0, 68.0])
+
+
+@pytest.mark.parametrize(("shift", "claimed", "verdict", "expected"), [
+    (16.0, 16.0, REPRODUCED, ""), (3.0, 16.0, BELOW, ""), (30.0, 16.0, ABOVE, ""), (-10.0, 16.0, REVERSED, ""),
+    (7.0, 16.0, INCONCLUSIVE, REPRODUCED), (2.0, 1.0, INCONCLUSIVE, REPRODUCED),
+    (-1.5, 1.0, INCONCLUSIVE, REVERSED)])
+def test_gain_verdict_checks_sign_and_magnitude(shift, claimed, verdict, expected):
+    a = GAIN_B + shift + np.array([1.0, -2.0, 0.5, 2.0, -1.5])  # paired by seed: per-seed differences shift + noise
+    decision = gain_verdict(a, GAIN_B, claimed, 10.0)
+    assert decision.verdict == verdict and decision.expected == expected
+    assert decision.tolerance == (max(claimed - 10.0, 0.0), claimed + 10.0)  # a gain's band stops at 0
+    ttest = stats.ttest_rel(a, GAIN_B).confidence_interval()
+    assert (decision.ci_low, decision.ci_high) == pytest.approx(tuple(ttest))
+    assert math.isnan(decision.seeds_to_decide) == (verdict != INCONCLUSIVE)
+    with pytest.raises(ConfigError, match="positive"):
+        gain_verdict(a, GAIN_B, 0.0, 10.0)
+
+
+def test_identical_seeds_do_not_decide_below_the_evaluations_sampling_error():
+    qhyer, gciql = np.full(8, 100.0), np.full(8, 99.87)
+    assert gain_verdict(qhyer, gciql, 0.13, 0.1).verdict == REPRODUCED  # the interval is the point
+    floor_a, floor_b = binomial_sd_floor(qhyer, 250), binomial_sd_floor(gciql, 250)
+    z2 = 1.96 ** 2
+    rate = (250 + z2 / 2) / (250 + z2)
+    assert floor_a == pytest.approx(100 * math.sqrt(rate * (1 - rate) / (250 + z2)))  # ~0.55 points at 100%
+    assert 0.5 < floor_a <= floor_b < 0.7
+    floored = difference_verdict([(SeedScores(qhyer, floor_a), SeedScores(gciql, floor_b))])
+    assert floored.verdict == INCONCLUSIVE and "sampling error" in floored.differences[0].method
+    value = value_verdict(SeedScores(qhyer, floor_a), 100.0, 0.1)
+    assert value.verdict == INCONCLUSIVE and "sampling error" in value.reason
+    assert value.ci_high - value.ci_low == pytest.approx(2 * stats.t.ppf(0.975, 7) * floor_a / math.sqrt(8))
+    # a floor below the seeds' own spread changes nothing
+    spread = SeedScores(SCORES, 0.1)
+    assert value_verdict(spread, 11.0, 1.0) == value_verdict(SCORES, 11.0, 1.0)
+    with pytest.raises(ConfigError):
+        binomial_sd_floor(qhyer, 0)
+
+
+def test_trend_is_the_least_squares_slope_over_rising_levels():
+    rng = np.random.default_rng(4)
+    levels = [rng.normal(5.0 * i, 6.0, size=8) for i in range(5)]
+    contrast = Contrast.trend("tau 0.5-0.9", levels)
+    assert sum(contrast.coefs) == pytest.approx(0) and contrast.coefs[-1] == pytest.approx(0.2)
+    per_seed = [stats.linregress(np.arange(5), [lv[s] for lv in levels]).slope for s in range(8)]
+    decision = contrast_verdict([contrast, Contrast.difference("0.95 > 0.99", levels[4], levels[0])])
+    trend = decision.differences[0]
+    assert trend.estimate == pytest.approx(np.mean(per_seed))  # paired by seed: the mean per-seed slope
+    assert (trend.low, trend.high) == pytest.approx(tuple(stats.ttest_1samp(per_seed, 0).confidence_interval()))
+    assert decision.verdict == REPRODUCED
+    unpaired = contrast_verdict([Contrast.trend("t", [levels[0][:5], *levels[1:]])])
+    assert unpaired.differences[0].method.startswith("Welch-Satterthwaite t (5 / 8 / 8 / 8 / 8 seeds)")
+    with pytest.raises(ConfigError, match="two levels"):
+        Contrast.trend("t", levels[:1])
+
+
+def test_trend_has_the_power_that_adjacent_differences_lack():
+    # the card's tau claim read as 4 strict adjacent differences vs one trend: +5 per step, seed sd 6, 8 seeds
+    rng = np.random.default_rng(5)
+    levels = [5.0 * i + 6.0 * rng.standard_normal((EXPERIMENTS, 8)) for i in range(5)]
+    coefs = Contrast.trend("t", [np.zeros(1)] * 5).coefs
+    trend_low = INTERVALS["t"]([sum(c * lv for c, lv in zip(coefs, levels, strict=True))], [1.0], 0.95, 0, rng)[0]
+    step_lows = [INTERVALS["t"]([hi - lo], [1.0], 0.95, 0, rng)[0] for lo, hi in pairwise(levels)]
+    chain_power = float((np.stack(step_lows) > 0).all(axis=0).mean())
+    trend_power = float((trend_low > 0).mean())
+    assert chain_power < 0.2 and trend_power > 0.95
+
+
+def test_seeds_for_k_differences_give_the_claim_80_percent_power():
+    # 10 differences of +5 at per-seed sd 6: each planned for power 0.8^(1/10), all 10 together 0.8
+    k, effect, sd = 10, 5.0, 6.0
+    n = int(seeds_needed_ordering(sd, effect, alpha=0.025, power=0.8 ** (1 / k)))
+    assert n > seeds_needed_ordering(sd, effect, alpha=0.025)
+    rng = np.random.default_rng(6)
+    diffs = effect + sd * rng.standard_normal((k, EXPERIMENTS, n))
+    lows = INTERVALS["t"]([diffs], [1.0], 0.95, 0, rng)[0]
+    assert (lows > 0).all(axis=0).mean() >= 0.8 - mc_margin(0.8)
+    # what the decision reports for such a claim, inconclusive at 4 seeds
+    pairs = [(effect + sd * rng.standard_normal(4), np.zeros(4)) for _ in range(k)]
+    decision = difference_verdict(pairs)
+    assert decision.verdict == INCONCLUSIVE and decision.expected in (REPRODUCED, REVERSED)
 
 
 # --- staged design ----------------------------------------------------------------------------------------------
@@ -258,11 +352,15 @@ def staged_rows(table, design="staged", **match):
 def test_staged_error_rates_hold_over_all_looks(staged):
     # a true claim called below/above/reversed, a claim two tolerances off called reproduced: at most 5% over all
     # looks together, for every claim type, distribution and between-seed sd
+    assert set(staged["claim"]) == {"value", "total", "ordering", "gain", "trend"}
     assert (staged_rows(staged)["false_call"] <= 0.05 + mc_margin(0.05)).all()
-    band_claims = staged_rows(staged)[staged_rows(staged)["claim"] != "ordering"]
-    assert (band_claims["false_reproduced"] <= 0.05 + mc_margin(0.05)).all()
-    assert (staged_rows(staged, claim="ordering", distribution="normal")["false_reproduced"]
-            <= 0.025 + mc_margin(0.025)).all()
+    assert (staged_rows(staged)["false_reproduced"] <= 0.05 + mc_margin(0.05)).all()
+    # the least favourable false claim (truth at a band edge, or a contrast at 0): 5% with normal seed scores
+    # (2.5-3.7% measured); skewed ones break the t-interval's one-sided level there, fixed design and staged alike
+    assert (staged_rows(staged, distribution="normal")["false_reproduced_edge"] <= 0.05 + mc_margin(0.05)).all()
+    for claim in ("value", "total", "ordering", "gain"):
+        assert (staged_rows(staged, distribution="normal", claim=claim)["false_reproduced_edge"]
+                <= 0.025 + mc_margin(0.025)).all()
 
 
 def test_staged_design_meets_issue_19s_targets(staged):

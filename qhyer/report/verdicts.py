@@ -29,14 +29,27 @@ tasks). Episodes are never pooled across seeds, so every interval measures seed-
   `reproduced` reaches about 6% (one-sided t errors grow with skew; the bootstraps reach 6-19%). The
   decisive difference is the one with the smallest lower bound (for `reversed`, the smallest adjusted upper
   bound). Verdicts are per claim; there is no family-wise correction across claims.
-* Zero spread (all seeds equal, e.g. deterministic runs or a saturated success rate): the interval is the
-  point, so the point alone decides. The verdict then rests on seeds that showed no variance, not on a
-  measured uncertainty.
+* Gain claims with a claimed gain (`gain_verdict`): the sign and the magnitude. The difference a - b is tested
+  like a value claim against the band [max(gain - tolerance, 0), gain + tolerance] (`reproduced` inside,
+  `below`/`above` outside), and `reversed` when its whole interval lies below 0.
+* Trends (`Contrast.trend`): a claim that scores rise over k ordered levels (the card's tau 0.5 ... 0.9) is one
+  test of the least-squares slope over the levels' positions (the mean rise per step), not k - 1 adjacent
+  differences that must all be decided: at +5 per step, seed sd 6 and 8 seeds the slope is shown > 0 in more
+  than 95% of experiments, all four adjacent differences in under 20% (tests/test_verdicts.py). A trend is a
+  contrast like a difference: ordering claims are intersection-union tests over their contrasts.
+* Zero spread (all seeds equal, e.g. deterministic runs or a saturated success rate): without more the interval
+  is the point and the point alone decides. A seed's score is itself a mean over evaluation episodes, so
+  `SeedScores` carries a floor for the seeds' sd: `binomial_sd_floor`, the sampling sd of a success rate over
+  the seed's episodes at the seeds' mean rate pulled towards 1/2 (Agresti-Coull, so 100% keeps a spread:
+  0.55 points at 250 episodes). The claims check passes it for success-rate metrics; the evidence says when it
+  raised a seed sd.
 * `seeds_to_decide` (inconclusive verdicts only; NaN otherwise, and NaN with fewer than two seeds): the seeds
   per method and dataset that a new study would need for an 80% chance of a decision in the direction the
-  point estimate points, if the measured between-seed sd and difference were the truth (plug-in, so itself
-  uncertain; infinite when the estimate sits exactly on the boundary). It uses the normal-approximation
-  sample-size formulas refined with t quantiles (`seeds_needed`, `seeds_needed_ordering`).
+  point estimate points (`expected`), if the measured between-seed sd and difference were the truth (plug-in,
+  so itself uncertain; infinite when the estimate sits exactly on the boundary). It uses the
+  normal-approximation sample-size formulas refined with t quantiles (`seeds_needed`, `seeds_needed_ordering`);
+  an ordering whose k contrasts must all be shown > 0 plans each for power 0.8^(1/k), so that all k together
+  have 0.8 (independent contrasts).
 * Staged decisions (`SequentialDesign`, issue 19): seeds are added in stages and a claim is decided after every
   stage, stopping once it is not `inconclusive`. Deciding every stage at 95% would inflate the error rates (each
   look is another chance of a wrong call), so the look with n seeds uses the repeated confidence interval of an
@@ -45,7 +58,14 @@ tasks). Episodes are never pooled across seeds, so every interval measures seed-
   that cover the truth at all looks together keep every decision read off them at its level, whenever it stops.
   The spending function (Hwang-Shih-DeCani, gamma -2) was chosen by simulation (`simulate_sequential`, printed by
   `python -m qhyer.report.verdicts --sequential`) between O'Brien-Fleming's (power 0.91 but 7.2 seeds on
-  average to call a claim three tolerances off) and Pocock's (5.4 seeds, but power 0.78 at 16 seeds).
+  average to call a claim three tolerances off) and Pocock's (5.4 seeds, but power 0.78 at 16 seeds): at a
+  between-seed sd of one tolerance, a true value claim is `reproduced` 89-91% of the time within 16 seeds
+  (fixed 8 seeds: 41-51%) and one three tolerances off is called `below`/`above` after 6.0-6.3 seeds on average.
+  Over all looks, true claims are called `below`/`above`/`reversed` at most 2.9% of the time and claims two
+  tolerances off `reproduced` at most 1.6%. At the least favourable false claim (the truth just at a band edge,
+  or a contrast of exactly 0) normal seed scores give at most 2.9% (3.7% for trends, Welch-Satterthwaite over 4
+  means), but skewed ones 6-14% (fixed 8 seeds: 5-9%): the one-sided error of t-intervals under skew at few
+  seeds, which stopping at the first look that decides accumulates.
 """
 
 from __future__ import annotations
@@ -103,6 +123,7 @@ class Decision:
     reason: str
     differences: tuple[Difference, ...] = ()
     decisive: str = ""
+    expected: str = ""  # inconclusive only: the verdict `seeds_to_decide` plans for (where the estimate points)
 
 
 # --- intervals of a signed sum of independent means, vectorised over leading axes -------------------------------
@@ -115,10 +136,13 @@ class _SignedSum:
     unit_sd: np.ndarray  # sqrt(sum c_g^2 s_g^2): the sd one seed in every group contributes
 
 
-def _signed_sum(groups: Groups, coefs: Sequence[float]) -> _SignedSum:
+def _signed_sum(groups: Groups, coefs: Sequence[float], floors: Sequence[float] | None = None) -> _SignedSum:
+    """`floors`: per group, a lower bound on its between-seed sd (`SeedScores`); none by default."""
     estimate = sum(c * g.mean(axis=-1) for g, c in zip(groups, coefs, strict=True))
     sizes = [g.shape[-1] for g in groups]
-    variances = [c * c * g.var(axis=-1, ddof=1) for g, c in zip(groups, coefs, strict=True)]
+    floors = floors if floors is not None else [0.0] * len(groups)
+    variances = [c * c * np.maximum(g.var(axis=-1, ddof=1), f * f)
+                 for g, c, f in zip(groups, coefs, floors, strict=True)]
     terms = [v / n for v, n in zip(variances, sizes, strict=True)]
     se2 = sum(terms)
     denominator = sum(t * t / (n - 1) for t, n in zip(terms, sizes, strict=True))
@@ -215,6 +239,34 @@ def seeds_needed_ordering(sd_diff: float, effect: float, alpha: float = 0.05, po
 
 # --- verdicts ----------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SeedScores:
+    """Per-seed scores with a lower bound on their between-seed sd (e.g. `binomial_sd_floor`).
+
+    A seed's score is itself a mean over evaluation episodes, so the seeds' spread cannot honestly be smaller than
+    that evaluation's own sampling error, even when the seeds happen to agree (every seed at 100% success): without
+    the bound, identical seeds make the interval a point and the point alone decides.
+    """
+
+    values: object
+    sd_floor: float = 0.0
+
+
+AGRESTI_COULL_Z = 1.96  # Agresti & Coull (1998): z^2/2 successes and failures added, so 0% and 100% keep a spread
+
+
+def binomial_sd_floor(scores: object, episodes: int, scale: float = 100.0) -> float:
+    """The sd one seed's score has from its evaluation alone: a success rate over `episodes` binary episodes (in
+    units of `scale`, 100 for success x 100) at the seeds' mean rate, pulled towards 1/2 as Agresti-Coull do."""
+    array = _seed_scores(scores, "sd floor")
+    if not episodes >= 1 or not scale > 0:
+        raise ConfigError(f"sd floor from {episodes} episodes at scale {scale}", "need episodes >= 1 and scale > 0")
+    z2 = AGRESTI_COULL_Z ** 2
+    rate = float(np.clip(array.mean() / scale, 0.0, 1.0))
+    adjusted = (rate * episodes + z2 / 2) / (episodes + z2)
+    return scale * math.sqrt(adjusted * (1 - adjusted) / (episodes + z2))
+
+
 def _seed_scores(scores: object, what: str) -> np.ndarray:
     array = np.asarray(scores, dtype=float)
     if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
@@ -223,46 +275,73 @@ def _seed_scores(scores: object, what: str) -> np.ndarray:
     return array
 
 
+def _group(scores: object, what: str) -> tuple[np.ndarray, float]:
+    """Per-seed scores (an array, or `SeedScores`) and their sd floor."""
+    if not isinstance(scores, SeedScores):
+        return _seed_scores(scores, what), 0.0
+    if not scores.sd_floor >= 0:
+        raise ConfigError(f"{what}: sd floor {scores.sd_floor} is negative", "give a floor >= 0")
+    return _seed_scores(scores.values, what), float(scores.sd_floor)
+
+
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ConfigError(f"level {level} is not in (0, 1)", "use e.g. 0.95")
 
 
-def _band_decision(groups: list[np.ndarray], claimed: float, tolerance: float, level: float,
-                   method: str) -> Decision:
-    """The equivalence decision for the sum of `groups`' means against `claimed` +- `tolerance`."""
+def _spread_note(s: _SignedSum, groups: list[np.ndarray], floors: Sequence[float]) -> str:
+    raised = sum(g.std(ddof=1) < f for g, f in zip(groups, floors, strict=True))
+    if raised:
+        return (f" ({raised} of {len(groups)} seed sds raised to the evaluation's own sampling error, "
+                f"{', '.join(f'{f:.3g}' for f in floors if f > 0)})")
+    return " (zero spread across seeds: the interval is the point)" if s.se == 0 else ""
+
+
+def _band_decision(groups: list[np.ndarray], floors: Sequence[float], coefs: Sequence[float],
+                   band: tuple[float, float], level: float, method: str, sign_too: bool = False) -> Decision:
+    """The equivalence decision for a signed sum of `groups`' means against `band`; with `sign_too` (a gain),
+    `reversed` when the interval lies below 0."""
     _check_level(level)
-    if not tolerance >= 0:
-        raise ConfigError(f"tolerance {tolerance} is negative", "give the half-width of the band, >= 0")
-    band = (float(claimed - tolerance), float(claimed + tolerance))
     fewest = min(len(g) for g in groups)
     if fewest < 2:
-        estimate = float(sum(g.mean() for g in groups))
+        estimate = float(sum(c * g.mean() for g, c in zip(groups, coefs, strict=True)))
         return Decision(INCONCLUSIVE, estimate, math.nan, math.nan, band, fewest, "no interval (fewer than 2 seeds)",
                         math.nan, f"{fewest} seed: no between-seed spread, so no interval; run at least 2 seeds")
-    s = _signed_sum(groups, [1.0] * len(groups))
+    s = _signed_sum(groups, coefs, floors)
     low, high = (float(b) for b in _t_bounds(s, level))
     verdict = str(_band_codes(np.array(low), np.array(high), *band))
+    if sign_too and high < 0:
+        verdict = REVERSED
     estimate, unit_sd = float(s.estimate), float(s.unit_sd)
     shown = f"{estimate:.4g} [{low:.4g}, {high:.4g}] vs band [{band[0]:.4g}, {band[1]:.4g}]"
-    reason = {REPRODUCED: f"{shown}: the interval lies inside the band",
-              BELOW: f"{shown}: the interval lies below the band", ABOVE: f"{shown}: the interval lies above the band",
-              INCONCLUSIVE: f"{shown}: the interval crosses a band edge"}[verdict]
-    if s.se == 0:
-        reason += " (zero spread across seeds: the interval is the point)"
-    seeds = math.nan
+    reason = shown + {REPRODUCED: ": the interval lies inside the band", BELOW: ": the interval lies below the band",
+                      ABOVE: ": the interval lies above the band", REVERSED: ": the interval lies below 0",
+                      INCONCLUSIVE: ": the interval crosses a band edge"}[verdict] + _spread_note(s, groups, floors)
+    seeds, expected = math.nan, ""
     if verdict == INCONCLUSIVE:
-        alpha, gap = (1 - level) / 2, abs(estimate - claimed)
-        seeds = (seeds_needed(unit_sd, gap, tolerance, alpha) if gap < tolerance
-                 else seeds_needed_ordering(unit_sd, gap - tolerance, alpha))
+        alpha, centre, half = (1 - level) / 2, (band[0] + band[1]) / 2, (band[1] - band[0]) / 2
+        gap = abs(estimate - centre)
+        if gap < half:
+            seeds, expected = seeds_needed(unit_sd, gap, half, alpha), REPRODUCED
+        elif sign_too and estimate < 0:
+            seeds, expected = seeds_needed_ordering(unit_sd, -estimate, alpha), REVERSED
+        else:
+            seeds, expected = seeds_needed_ordering(unit_sd, gap - half, alpha), BELOW if estimate < centre else ABOVE
     return Decision(verdict, estimate, low, high, band, fewest, f"{method} (df {float(s.df):.3g}), {level:.0%}",
-                    seeds, reason)
+                    seeds, reason, expected=expected)
+
+
+def _claimed_band(claimed: float, tolerance: float) -> tuple[float, float]:
+    if not tolerance >= 0:
+        raise ConfigError(f"tolerance {tolerance} is negative", "give the half-width of the band, >= 0")
+    return float(claimed - tolerance), float(claimed + tolerance)
 
 
 def value_verdict(scores: object, claimed: float, tolerance: float, level: float = LEVEL) -> Decision:
     """Is the mean of per-seed `scores` equal to `claimed` within +-`tolerance`? (t-interval, df n - 1)."""
-    array = _seed_scores(scores, "value claim")
-    return _band_decision([array], claimed, tolerance, level, f"t-interval over {len(array)} seeds")
+    array, floor = _group(scores, "value claim")
+    return _band_decision([array], [floor], [1.0], _claimed_band(claimed, tolerance), level,
+                          f"t-interval over {len(array)} seeds")
 
 
 def total_verdict(per_dataset_scores: Mapping[str, object] | Sequence[object], claimed: float, tolerance: float,
@@ -273,63 +352,131 @@ def total_verdict(per_dataset_scores: Mapping[str, object] | Sequence[object], c
     variances of the mean; the interval is a t-interval with Welch-Satterthwaite degrees of freedom.
     """
     items = per_dataset_scores.items() if isinstance(per_dataset_scores, Mapping) else enumerate(per_dataset_scores)
-    groups = [_seed_scores(s, f"total claim, dataset {name}") for name, s in items]
+    groups, floors = zip(*(_group(s, f"total claim, dataset {name}") for name, s in items), strict=True) or ((), ())
     if not groups:
         raise DataError("total claim: no datasets given", "pass one array of per-seed scores per dataset")
     sizes = ", ".join(str(len(g)) for g in groups)
-    return _band_decision(groups, claimed, tolerance, level,
+    return _band_decision(list(groups), floors, [1.0] * len(groups), _claimed_band(claimed, tolerance), level,
                           f"Welch-Satterthwaite t-interval of the sum over {len(groups)} datasets of {sizes} seeds")
 
 
-def _side(scores: object, what: str) -> list[np.ndarray]:
+def _side(scores: object, what: str) -> list[tuple[np.ndarray, float]]:
     """One side of a difference: per-seed scores, or a list of per-dataset scores whose means are summed."""
-    if not isinstance(scores, list | tuple) or all(np.ndim(s) == 0 for s in scores):
-        return [_seed_scores(scores, what)]
-    return [_seed_scores(s, f"{what}, dataset {i}") for i, s in enumerate(scores)]
+    if isinstance(scores, SeedScores) or not isinstance(scores, list | tuple) or all(np.ndim(s) == 0 for s in scores):
+        return [_group(scores, what)]
+    return [_group(s, f"{what}, dataset {i}") for i, s in enumerate(scores)]
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """sum_j coefs_j * mean(sides_j), which an ordering claim says is > 0. A side: per-seed scores (an array or
+    `SeedScores`), or a list of them, one per dataset, whose means are summed (a total)."""
+
+    label: str
+    sides: tuple[object, ...]
+    coefs: tuple[float, ...]
+
+    @classmethod
+    def difference(cls, label: str, a: object, b: object) -> Contrast:
+        """a - b (a beats b)."""
+        return cls(label, (a, b), (1.0, -1.0))
+
+    @classmethod
+    def trend(cls, label: str, rising: Sequence[object]) -> Contrast:
+        """The least-squares slope of the means over the positions 0, 1, ... of `rising` (the order in which the
+        claim says they increase): the mean rise per step. One test for a monotone claim, with the power of all
+        steps together, where k adjacent differences would need every one decided."""
+        if len(rising) < 2:
+            raise ConfigError(f"{label}: a trend needs at least two levels", "give the levels in rising order")
+        positions = np.arange(len(rising)) - (len(rising) - 1) / 2
+        return cls(label, tuple(rising), tuple(float(c) for c in positions / (positions ** 2).sum()))
+
+
+def _contrast_sum(contrast: Contrast, paired: bool | None) -> tuple[list[np.ndarray], list[float], list[float], str]:
+    """The groups, sd floors and coefficients of a contrast's signed sum, and the test's name. Sides that are one
+    array each, all of the same length, are paired by seed (`paired=None`, the default): the sum is one group of
+    per-seed contrasts. Otherwise, or with `paired=False`, every dataset's mean is independent (Welch)."""
+    if len(contrast.sides) != len(contrast.coefs):
+        raise ConfigError(f"{contrast.label}: {len(contrast.sides)} sides for {len(contrast.coefs)} coefficients")
+    names = "ab" if len(contrast.sides) == 2 else [f"level {i}" for i in range(len(contrast.sides))]
+    sides = [_side(side, f"{contrast.label}, {name}") for side, name in zip(contrast.sides, names, strict=True)]
+    pairable = all(len(side) == 1 for side in sides) and len({len(side[0][0]) for side in sides}) == 1
+    if paired and not pairable:
+        raise DataError(f"{contrast.label}: paired needs one array per side, of the same length",
+                        "pass paired=False for independent seeds")
+    if pairable and paired is not False:
+        per_seed = sum(c * side[0][0] for side, c in zip(sides, contrast.coefs, strict=True))
+        floor = math.sqrt(sum((c * side[0][1]) ** 2 for side, c in zip(sides, contrast.coefs, strict=True)))
+        return [per_seed], [floor], [1.0], f"paired t over {len(per_seed)} seeds"
+    groups = [(g, f, c) for side, c in zip(sides, contrast.coefs, strict=True) for g, f in side]
+    sizes = ["+".join(str(len(g)) for g, _ in side) for side in sides]
+    method = (f"Welch t ({sizes[0]} vs {sizes[1]} seeds)" if contrast.coefs == (1.0, -1.0)
+              else f"Welch-Satterthwaite t ({' / '.join(sizes)} seeds)")
+    return [g for g, _, _ in groups], [f for _, f, _ in groups], [c for _, _, c in groups], method
+
+
+def gain_verdict(a: object, b: object, claimed: float, tolerance: float, level: float = LEVEL,
+                 paired: bool | None = None, label: str = "a - b") -> Decision:
+    """Does a beat b by `claimed` +- `tolerance`? (a gain claim: the sign and the magnitude).
+
+    The band is [max(claimed - tolerance, 0), claimed + tolerance] (a gain must be positive): `reproduced` when the
+    difference's interval lies inside it, `below`/`above` when it lies below/above it, `reversed` when it lies
+    below 0, else `inconclusive`. Sides and pairing as in `difference_verdict`.
+    """
+    if not claimed > 0:
+        raise ConfigError(f"{label}: claimed gain {claimed} is not positive", "a gain claim states a gain > 0")
+    low, high = _claimed_band(claimed, tolerance)
+    groups, floors, coefs, method = _contrast_sum(Contrast.difference(label, a, b), paired)
+    return _band_decision(groups, floors, coefs, (max(low, 0.0), high), level, method, sign_too=True)
 
 
 def difference_verdict(pairs: Sequence[tuple[object, object]], level: float = LEVEL,
                        labels: Sequence[str] | None = None, paired: bool | None = None) -> Decision:
-    """Is a > b for every (a, b) in `pairs`? (ordering and gain claims).
+    """Is a > b for every (a, b) in `pairs`? (ordering and sign-only gain claims).
 
     A side is an array of per-seed scores, or a list of such arrays, one per dataset, for a total over datasets
     (a gain in a total). Two arrays of the same length are paired by seed (`paired=None`, the default): the
     interval is a t-interval of the per-seed differences, df n - 1. Otherwise, or with `paired=False`, the
     sides are independent and the interval is Welch's (Welch-Satterthwaite df over every dataset's mean).
     """
-    _check_level(level)
     if not pairs:
         raise DataError("ordering claim: no pairs given", "pass (a_scores, b_scores) for every a > b of the claim")
     labels = list(labels) if labels is not None else [f"pair {i + 1}" for i in range(len(pairs))]
     if len(labels) != len(pairs):
         raise ConfigError(f"{len(labels)} labels for {len(pairs)} pairs", "give one label per pair")
-    familywise = 1 - (1 - level) / len(pairs)
+    return contrast_verdict([Contrast.difference(label, a, b) for label, (a, b) in zip(labels, pairs, strict=True)],
+                            level, paired)
+
+
+def contrast_verdict(contrasts: Sequence[Contrast], level: float = LEVEL, paired: bool | None = None) -> Decision:
+    """Is every contrast > 0? (ordering claims: differences a - b, trends over rising levels).
+
+    `reproduced` when every contrast's `level` interval lies above 0 (intersection-union test), `reversed` when
+    some contrast's Bonferroni-adjusted interval (level 1 - (1 - level) / k) lies below 0, else `inconclusive`.
+    """
+    _check_level(level)
+    if not contrasts:
+        raise DataError("ordering claim: no contrasts given", "pass every difference or trend of the claim")
+    familywise = 1 - (1 - level) / len(contrasts)
     differences, sums, fewest = [], [], math.inf
-    for label, (a, b) in zip(labels, pairs, strict=True):
-        a_groups, b_groups = _side(a, f"{label}, a"), _side(b, f"{label}, b")
-        pair_seeds = len(a_groups) == len(b_groups) == 1 and len(a_groups[0]) == len(b_groups[0])
-        if paired and not pair_seeds:
-            raise DataError(f"{label}: paired needs one array per side, of the same length",
-                            "pass paired=False for independent seeds")
-        if pair_seeds and paired is not False:
-            groups, coefs, method = [a_groups[0] - b_groups[0]], [1.0], f"paired t over {len(a_groups[0])} seeds"
-        else:
-            groups, coefs = a_groups + b_groups, [1.0] * len(a_groups) + [-1.0] * len(b_groups)
-            method = (f"Welch t ({'+'.join(str(len(g)) for g in a_groups)} vs "
-                      f"{'+'.join(str(len(g)) for g in b_groups)} seeds)")
+    for contrast in contrasts:
+        groups, floors, coefs, method = _contrast_sum(contrast, paired)
         fewest = min(fewest, *(len(g) for g in groups))
         if min(len(g) for g in groups) < 2:
             estimate = float(sum(c * g.mean() for g, c in zip(groups, coefs, strict=True)))
-            differences.append(Difference(label, estimate, math.nan, math.nan, math.nan, f"{method}: no interval"))
+            differences.append(Difference(contrast.label, estimate, math.nan, math.nan, math.nan,
+                                          f"{method}: no interval"))
             sums.append(None)
             continue
-        s = _signed_sum(groups, coefs)
+        s = _signed_sum(groups, coefs, floors)
         low, high = (float(x) for x in _t_bounds(s, level))
         high_fw = float(_t_bounds(s, familywise)[1])
-        differences.append(Difference(label, float(s.estimate), low, high, high_fw, f"{method}, df {float(s.df):.3g}"))
+        note = _spread_note(s, groups, floors)
+        differences.append(Difference(contrast.label, float(s.estimate), low, high, high_fw,
+                                      f"{method}, df {float(s.df):.3g}{note}"))
         sums.append(s)
     described = (f"t-intervals, {level:.0%} per difference; reversed at Bonferroni {familywise:.4g} "
-                 f"over {len(pairs)} differences")
+                 f"over {len(contrasts)} differences")
     return _ordering_decision(differences, sums, level, familywise, int(fewest), described)
 
 
@@ -351,18 +498,20 @@ def _ordering_decision(differences: list[Difference], sums: list[_SignedSum | No
         verdict = REPRODUCED if decisive.low > 0 else INCONCLUSIVE
         reason = (f"{decisive.label}: a - b = {decisive.estimate:.4g} [{decisive.low:.4g}, {decisive.high:.4g}]"
                   + (": every interval lies above 0" if verdict == REPRODUCED else ": the interval reaches 0"))
-    seeds = math.nan
+    seeds, expected = math.nan, ""
     if verdict == INCONCLUSIVE:
         one_sided = (1 - level) / 2
         wrong_way = [(d, s) for d, s in zip(differences, sums, strict=True) if d.estimate < 0]
         if wrong_way:  # the estimates point at a reversal: the fewest seeds that would show one
+            expected = REVERSED
             seeds = min(seeds_needed_ordering(float(s.unit_sd), -d.estimate, one_sided / len(differences))
                         for d, s in wrong_way)
-        else:  # every difference must be shown positive
-            seeds = max(seeds_needed_ordering(float(s.unit_sd), d.estimate, one_sided)
+        else:  # every difference must be shown positive: each with power POWER^(1/k), so all k together POWER
+            expected, per_difference = REPRODUCED, POWER ** (1 / len(differences))
+            seeds = max(seeds_needed_ordering(float(s.unit_sd), d.estimate, one_sided, per_difference)
                         for d, s in zip(differences, sums, strict=True))
     return Decision(verdict, decisive.estimate, decisive.low, decisive.high, (0.0, math.inf), fewest, described,
-                    seeds, reason, tuple(differences), decisive.label)
+                    seeds, reason, tuple(differences), decisive.label, expected)
 
 
 # --- staged decisions: repeated confidence intervals with an error-spending function ----------------------------
@@ -596,9 +745,11 @@ def calibrate(n_seeds: Sequence[int] = CALIBRATION_SEEDS, distributions: Sequenc
 
 # Assumptions of the staged-design simulation (besides those of `calibrate` above):
 SEQUENTIAL_SDS = (0.5, 1.0, 2.0)  # between-seed sd of the decided quantity, in tolerances (issue 19's scenarios)
-SEQUENTIAL_CLAIMS = ("value", "total", "ordering", "gain")
+SEQUENTIAL_CLAIMS = ("value", "total", "ordering", "gain", "trend")
+TREND_LEVELS = 5  # a simulated trend claim: a rise over 5 levels (tau 0.5 ... 0.9) and a fall between 2 (0.95, 0.99)
 FIXED_SEEDS = 8  # the fixed design compared with: every claim decided once, at 8 seeds (the paper budget's)
 GAIN_CLAIMED = 2.0  # a simulated gain claim's claimed difference, in tolerances (the card's +16 at +-10: 1.6)
+ORDERING_LIKE = ("ordering", "trend")  # claims decided by contrasts > 0 (the others by a band)
 FAR = 3.0  # "clearly off": the truth this many tolerances from the claim (issue 19: mean seeds to call it <= 7)
 
 
@@ -606,14 +757,17 @@ def _simulated_quantities(claim: str, draw: Callable, rng: np.random.Generator, 
                           ) -> list[tuple[list[np.ndarray], list[float]]]:
     """The signed sums a claim decides, as (per-seed draws of each mean, coefficients), each scaled to a per-seed
     sd of 1 (every mean's truth 0)."""
-    def scaled(sds: Sequence[float], coefs: list[float]) -> tuple[list[np.ndarray], list[float]]:
-        unit = math.sqrt(sum(sd * sd for sd in sds))
-        return [sd / unit * draw(rng, shape) for sd in sds], coefs
+    def scaled(sds: Sequence[float], coefs: Sequence[float]) -> tuple[list[np.ndarray], list[float]]:
+        unit = math.sqrt(sum((c * sd) ** 2 for sd, c in zip(sds, coefs, strict=True)))
+        return [sd / unit * draw(rng, shape) for sd in sds], list(coefs)
 
     if claim == "value":
         return [scaled((1.0,), [1.0])]
     if claim == "total":
         return [scaled(TOTAL_SDS, [1.0] * len(TOTAL_SDS))]
+    if claim == "trend":
+        rise = Contrast.trend("rise", [np.zeros(1)] * TREND_LEVELS).coefs
+        return [scaled((1.0,) * TREND_LEVELS, rise), scaled(ORDERING_SDS, [1.0, -1.0])]
     pairs = 1 if claim == "gain" else ORDERING_PAIRS
     return [scaled(ORDERING_SDS, [1.0, -1.0]) for _ in range(pairs)]
 
@@ -626,53 +780,57 @@ def _first_decided(codes: np.ndarray, looks: Sequence[int]) -> tuple[np.ndarray,
     return np.take_along_axis(codes, stop[None], axis=0)[0], np.asarray(looks)[stop]
 
 
-def _staged_verdicts(claim: str, lows: np.ndarray, highs: np.ndarray, highs_fw: np.ndarray, tolerance: float,
-                     scenario: str) -> np.ndarray:
-    """Verdicts (look, experiment) of a claim at every look, for one truth relative to the claim.
+def _staged_verdicts(claim: str, bounds: tuple[np.ndarray, ...], tolerance: float, truth: float | Sequence[float]
+                     ) -> np.ndarray:
+    """Verdicts (look, experiment) of a claim at every look, for one truth.
 
-    Bounds are of (estimate - truth) per quantity: (look, quantity, experiment), in per-seed sds. `scenario`:
-    `true` (value/total/gain: truth = claim; ordering: every difference +1 tolerance), `zero` (ordering: every
-    difference 0, the true claim least favourable to `reversed`), `below2`/`above2`/`below3`/`above3` (truth
-    2 or 3 tolerances below/above the claim; ordering: every difference 1 - 2 or 1 - 3 tolerances), `zero<j>`
-    (ordering: difference j at 0, the others far above: the false claim least favourable to `reproduced`).
+    `bounds`: lows, highs and Bonferroni highs of (estimate - truth) per look, quantity and experiment, in per-seed
+    sds. `truth`, in tolerances: band claims, the claim minus the truth (the band moves, not the data); ordering
+    and trend claims, every contrast's true value (inf: far above 0).
     """
-    if claim != "ordering":
-        offset = {"true": 0.0, "below2": 2.0, "above2": -2.0, "below3": FAR, "above3": -FAR}[scenario]
-        low, high = lows[:, 0], highs[:, 0]  # claim = truth + offset * tolerance: the band moves, not the data
-        codes = _band_codes(low, high, (offset - 1) * tolerance, (offset + 1) * tolerance)
-        if claim == "gain":  # the interval below 0 itself: the sign is wrong too
-            codes = np.where(high < (offset - GAIN_CLAIMED) * tolerance, REVERSED, codes)
-        return codes
-    if scenario.startswith("zero") and scenario != "zero":
-        j = int(scenario[4:])
-        low, high_fw = lows[:, j], highs_fw[:, j]
-    else:
-        shift = {"true": 1.0, "zero": 0.0, "below2": -1.0, "below3": 1.0 - FAR}[scenario] * tolerance
+    lows, highs, highs_fw = bounds
+    if claim in ORDERING_LIKE:
+        shift = np.asarray(truth, dtype=float)[None, :, None] * tolerance
         low, high_fw = (lows + shift).min(axis=1), (highs_fw + shift).min(axis=1)
-    return np.select([high_fw < 0, low > 0], [REVERSED, REPRODUCED], INCONCLUSIVE)
+        return np.select([high_fw < 0, low > 0], [REVERSED, REPRODUCED], INCONCLUSIVE)
+    low, high = lows[:, 0], highs[:, 0]
+    band_low = (truth - 1) * tolerance
+    if claim == "gain":  # the claimed gain's band stops at 0
+        band_low = max(band_low, (truth - GAIN_CLAIMED) * tolerance)
+    codes = _band_codes(low, high, band_low, (truth + 1) * tolerance)
+    if claim == "gain":  # the interval below 0 itself: the sign is wrong too
+        codes = np.where(high < (truth - GAIN_CLAIMED) * tolerance, REVERSED, codes)
+    return codes
 
 
 def _operating_characteristics(claim: str, bounds: tuple[np.ndarray, ...], looks: Sequence[int],
                                tolerance: float) -> dict[str, float]:
     """One row of `simulate_sequential` from the bounds at every look (`_staged_verdicts`)."""
-    def outcome(scenario: str) -> tuple[np.ndarray, np.ndarray]:
-        return _first_decided(_staged_verdicts(claim, *bounds, tolerance, scenario), looks)
+    def outcome(truth: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        return _first_decided(_staged_verdicts(claim, bounds, tolerance, truth), looks)
 
-    true_codes, true_seeds = outcome("true")
-    if claim == "ordering":
-        call_codes = outcome("zero")[0]
-        wrong = ["zero", *(f"zero{j}" for j in range(bounds[0].shape[1]))]
-        far = {(REVERSED,): outcome("below3")}
+    def one_off(k: int, value: float) -> list[list[float]]:  # one contrast at `value`, the others far above 0
+        return [[value if i == j else math.inf for i in range(k)] for j in range(k)]
+
+    if claim in ORDERING_LIKE:
+        k = bounds[0].shape[1]
+        true, call = [1.0] * k, [0.0] * k  # claimed: every contrast one tolerance above 0
+        edge, off = [call, *one_off(k, 0.0)], one_off(k, -1.0)
+        far = {(REVERSED,): [1.0 - FAR] * k}
     else:
-        call_codes, wrong = true_codes, ["below2", "above2"]
-        far = {(BELOW, REVERSED): outcome("below3"), (ABOVE,): outcome("above3")}
-    slowest = max(far.values(), key=lambda codes_seeds: codes_seeds[1].mean())[1]
-    return {"false_call": float(np.isin(call_codes, [BELOW, ABOVE, REVERSED]).mean()),
-            "false_reproduced": max(float((outcome(s)[0] == REPRODUCED).mean()) for s in wrong),
+        true = call = 0.0
+        edge, off = [1.0, -1.0], [2.0, -2.0]
+        far = {(BELOW, REVERSED): FAR, (ABOVE,): -FAR}
+    true_codes, true_seeds = outcome(true)
+    far_outcomes = {right: outcome(truth) for right, truth in far.items()}
+    slowest = max(far_outcomes.values(), key=lambda codes_seeds: codes_seeds[1].mean())[1]
+    return {"false_call": float(np.isin(outcome(call)[0], [BELOW, ABOVE, REVERSED]).mean()),
+            "false_reproduced": max(float((outcome(t)[0] == REPRODUCED).mean()) for t in off),
+            "false_reproduced_edge": max(float((outcome(t)[0] == REPRODUCED).mean()) for t in edge),
             "power": float((true_codes == REPRODUCED).mean()),
             "seeds_true_mean": float(true_seeds.mean()),
             "seeds_true_p95": float(np.quantile(true_seeds, 0.95, method="higher")),
-            "decided_far": min(float(np.isin(codes, list(right)).mean()) for right, (codes, _) in far.items()),
+            "decided_far": min(float(np.isin(codes, list(right)).mean()) for right, (codes, _) in far_outcomes.items()),
             "seeds_far_mean": float(slowest.mean()),
             "seeds_far_p95": float(np.quantile(slowest, 0.95, method="higher"))}
 
@@ -682,13 +840,20 @@ def simulate_sequential(design: SequentialDesign | None = None, claims: Sequence
                         experiments: int = 2000, seed: int = SEED, fixed_seeds: int = FIXED_SEEDS) -> pd.DataFrame:
     """Operating characteristics of the staged design next to a fixed `fixed_seeds`-seed design, by simulation.
 
-    One row per claim type, seed-score distribution, between-seed sd (`sd`, in tolerances) and design. Columns:
-    false_call (`below`/`above`/`reversed` when the claim is true; ordering: every true difference 0);
-    false_reproduced (`reproduced` when the truth is two tolerances from the claim, worse side; ordering: one
-    true difference 0, the others 0 or far above, worst of them); power (`reproduced` when true; ordering: every
-    difference one tolerance above 0); seeds_true_mean / seeds_true_p95 (seeds per method and dataset when the
-    claim is true); decided_far (the share of claims `FAR` tolerances off called `below`/`above`/`reversed`,
-    worse side); seeds_far_mean / seeds_far_p95 (their seeds, worse side). Deterministic given `seed`.
+    One row per claim type, seed-score distribution, between-seed sd (`sd`, in tolerances) and design. The claims:
+    value (one mean), total (`TOTAL_SDS`), gain (a Welch difference claimed `GAIN_CLAIMED` tolerances above 0 with
+    a band of +-1), ordering (`ORDERING_PAIRS` Welch differences > 0), trend (a rise over `TREND_LEVELS` levels
+    and a fall between two, both > 0). For ordering and trend "claimed" means every contrast one tolerance above 0
+    and "k tolerances off" every contrast 1 - k tolerances. Columns:
+    false_call: `below`/`above`/`reversed` when the claim is true (ordering, trend: every contrast 0, the true
+    claim least favourable to `reversed`);
+    false_reproduced: `reproduced` when the truth is two tolerances from the claim (worse side; ordering, trend:
+    one contrast off, the others far above 0, worst of them);
+    false_reproduced_edge: `reproduced` when the truth is just outside the claim (band claims: at a band edge;
+    ordering, trend: one contrast 0, the others 0 or far above): the least favourable false claim;
+    power: `reproduced` when the claim is true; seeds_true_mean / seeds_true_p95: seeds per method and dataset
+    then; decided_far: the share of claims `FAR` tolerances off called `below`/`above`/`reversed` (worse side);
+    seeds_far_mean / seeds_far_p95: their seeds (worse side). Deterministic given `seed`.
     """
     design = design or SequentialDesign()
     unknown = sorted(set(distributions) - DISTRIBUTIONS.keys()) + sorted(set(claims) - set(SEQUENTIAL_CLAIMS))
@@ -709,7 +874,7 @@ def simulate_sequential(design: SequentialDesign | None = None, claims: Sequence
                     for j, (groups, coefs) in enumerate(quantities):
                         s = _signed_sum([g[:, :n] for g in groups], coefs)
                         lows[i, j], highs[i, j] = _t_bounds(s, level)
-                        if claim == "ordering":
+                        if claim in ORDERING_LIKE:
                             highs_fw[i, j] = _t_bounds(s, 1 - (1 - level) / len(quantities))[1]
                 for sd in sds:
                     rows.append({"claim": claim, "distribution": name, "sd": sd, "design": label,
