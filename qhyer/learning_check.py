@@ -110,9 +110,12 @@ def train_and_evaluate(method: str, args: argparse.Namespace, overrides: list[st
 
 
 def random_episodes(args: argparse.Namespace) -> pd.DataFrame:
+    """The random policy on the episodes the methods' final checkpoints (step `--steps`) are evaluated on: each
+    checkpoint step draws its own episodes (qhyer/rollout/eval_env.py `episode_seeds`)."""
     spec = get_spec(args.dataset)
     episodes = evaluate_policy(RandomPolicy(spec.action_dim), spec, episodes_per_task=args.episodes, seed=args.seed,
-                               method="random", progress=False, max_steps=args.max_steps or None).assign(step=0)
+                               method="random", progress=False, max_steps=args.max_steps or None,
+                               checkpoint_step=args.steps).assign(step=args.steps)
     if spec.family == "maze2d":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
     return episodes

@@ -555,7 +555,8 @@ def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | Non
     agent.eval()
     episodes = evaluate_policy(agent.policy(), spec, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed,
                                num_envs=cfg.eval.num_envs, workers=cfg.eval.workers, method=cfg.method.name,
-                               progress=cfg.train.progress, max_steps=max_steps, envs=envs)
+                               progress=cfg.train.progress, max_steps=max_steps, envs=envs,
+                               checkpoint_step=step)
     if spec.family != "ogbench":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
     return episodes.assign(budget=cfg.budget, study=cfg.study, variant=cfg.variant, step=step)

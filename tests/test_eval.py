@@ -90,6 +90,36 @@ def test_maze2d_batched_and_one_at_a_time_are_identical(name):
     assert not other_seed["return"].equals(batched["return"])
 
 
+def test_each_checkpoint_draws_fresh_episodes_and_replays_its_own():
+    """As OGBench's main.py and QT/LSDT evaluate (their env generators run on between evaluations), each checkpoint
+    gets new starts; the same checkpoint gets the same ones, batched or one at a time."""
+    starts = []
+
+    class StartRecorder(RandomPolicy):
+        goal_rep = "full"
+
+        def act(self, step):
+            if step.t == 0:
+                starts[-1].append(step.observations.copy())
+            return super().act(step)
+
+    frames = {}
+    for checkpoint_step, num_envs in ((1000, 4), (1000, 1), (2000, 4)):
+        starts.append([])
+        frames[checkpoint_step, num_envs] = evaluate_policy(StartRecorder(2), UMAZE, episodes_per_task=4, seed=2,
+                                                            num_envs=num_envs, max_steps=3,
+                                                            checkpoint_step=checkpoint_step)
+    first, again, later = (np.concatenate(s) for s in starts)
+    np.testing.assert_array_equal(again, first)
+    pd.testing.assert_frame_equal(frames[1000, 1], frames[1000, 4])
+    assert (first != later).any(axis=1).all()  # every episode starts elsewhere at the next checkpoint
+    # step 0 (untrained policies: sanity checks, the random reference) keeps the seeds of SeedSequence(seed)
+    legacy = np.random.SeedSequence(2, spawn_key=(0, 3)).generate_state(3)
+    assert tuple(episode_seeds(2, 0, 3)) == tuple(int(x) for x in legacy) != tuple(episode_seeds(2, 0, 3, 1000))
+    with pytest.raises(ConfigError, match="checkpoint_step"):
+        evaluate_policy(StartRecorder(2), UMAZE, episodes_per_task=1, checkpoint_step=-1)
+
+
 def test_step_input_histories_and_goals():
     seen = []
 

@@ -44,7 +44,7 @@ class MLPPolicy:
 
 
 @pytest.mark.parametrize("spec, policy, kwargs", [
-    (UMAZE, MLPPolicy(UMAZE), {"episodes_per_task": 7, "num_envs": 3, "max_steps": 60}),
+    (UMAZE, MLPPolicy(UMAZE), {"episodes_per_task": 7, "num_envs": 3, "max_steps": 60, "checkpoint_step": 500}),
     # the oracle ends some episodes at the goal before the cap, so slots go inactive at different steps
     (CUBE, make_sanity_policy("oracle", CUBE), {"episodes_per_task": 1, "num_envs": 3, "max_steps": 45}),
     (CUBE, MLPPolicy(CUBE), {"episodes_per_task": 1, "num_envs": 4, "max_steps": 20, "tasks": (2, 5)}),

@@ -68,6 +68,26 @@ def test_quick_budget_sizes_are_valid_overrides():
     assert all(o.startswith("method.") for entries in overrides.values() for o in entries)
 
 
+def test_random_reference_plays_the_final_checkpoints_episodes():
+    """Each checkpoint step draws its own episodes: the random policy is set against the methods' final checkpoint
+    (step --steps) on the same ones."""
+    from qhyer.rollout.eval_env import EpisodeSeeds, EvalEnv, episode_seeds
+
+    args = learning_check.build_parser().parse_args(["--steps", "1234", "--episodes", "2", "--max-steps", "2"])
+    starts = []
+    reset = EvalEnv.reset
+
+    def recording_reset(env, task: int, seeds: EpisodeSeeds):
+        starts.append(seeds)
+        return reset(env, task, seeds)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EvalEnv, "reset", recording_reset)
+        frame = learning_check.random_episodes(args)
+    assert (frame["step"] == 1234).all()
+    assert starts == [episode_seeds(0, 0, episode, 1234) for episode in range(2)]
+
+
 @pytest.mark.parametrize("argv", [["--steps", "0"], ["--jobs", "0"], ["--max-steps", "-1"]])
 def test_bad_arguments_are_one_line_errors(argv):
     with pytest.raises(ConfigError):

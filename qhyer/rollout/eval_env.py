@@ -37,10 +37,14 @@ class EpisodeSeeds(NamedTuple):
     policy: int    # handed to the policy (`StepInput.episode_seeds`) for stochastic sanity policies
 
 
-def episode_seeds(seed: int, task: int, episode: int) -> EpisodeSeeds:
-    """Seeds of one episode, a pure function of (seed, task, episode index): an episode's result does not
-    depend on which batch, or which env instance, runs it."""
-    return EpisodeSeeds(*(int(s) for s in np.random.SeedSequence(seed, spawn_key=(task, episode)).generate_state(3)))
+def episode_seeds(seed: int, task: int, episode: int, checkpoint_step: int = 0) -> EpisodeSeeds:
+    """Seeds of one episode, a pure function of (seed, checkpoint step, task, episode index): an episode's result
+    does not depend on which batch, or which env instance, runs it. Each checkpoint of a run draws fresh episodes,
+    as OGBench's main.py and QT/LSDT do (their env generators run on from one evaluation to the next), so `best`
+    and `mean_last` over checkpoints are taken over different starts; the same checkpoint replays the same ones.
+    (Step 0, untrained policies, gives the seeds of SeedSequence(seed): numpy pads the entropy words with zeros.)"""
+    sequence = np.random.SeedSequence([seed, checkpoint_step], spawn_key=(task, episode))
+    return EpisodeSeeds(*(int(s) for s in sequence.generate_state(3)))
 
 
 @contextlib.contextmanager

@@ -24,8 +24,9 @@ class StepInput:
     history_actions: np.ndarray       # (B, t, act_dim) actions taken so far
     history_rewards: np.ndarray       # (B, t) rewards received so far
     active: np.ndarray                # (B,) bool, False once an episode has ended
-    # (B,) per-episode seed, fixed by (eval seed, task, episode) alone, for the stochastic sanity policies
-    # (qhyer/rollout/sanity.py) so their episodes do not depend on batching; learned policies act deterministically.
+    # (B,) per-episode seed, fixed by (eval seed, checkpoint step, task, episode) alone, for the stochastic sanity
+    # policies (qhyer/rollout/sanity.py) so their episodes do not depend on batching; learned policies act
+    # deterministically.
     episode_seeds: np.ndarray | None = None
 
 

@@ -7,8 +7,9 @@ Maze2d return = steps within 0.5 of the fixed goal over 300/600/800 steps, norma
 100 (return - ref_min) / (ref_max - ref_min); AntMaze return is 0/1, so its score is 100 x success rate.
 
 Batching: B episodes run in lockstep, one `policy.act` call per step for all of them; ended episodes stay in
-the batch, inactive. Each episode draws its seeds from (seed, task, episode index) only (`episode_seeds`), so a
-policy that acts on each episode independently gets identical per-episode results at any `num_envs`.
+the batch, inactive. Each episode draws its seeds from (seed, checkpoint step, task, episode index) only
+(`episode_seeds`), so a policy that acts on each episode independently gets identical per-episode results at any
+`num_envs`, and every checkpoint of a run is evaluated on fresh episodes.
 
 Parallel evaluation (`workers` > 1, qhyer/rollout/workers.py): the envs live in worker processes, the policy
 stays here and is still called once per step for all episodes, so results are identical to `workers=1` for
@@ -69,11 +70,11 @@ def _goal_input(policy: Policy, spec: DatasetSpec, goal_observations: np.ndarray
 
 
 def _run_batch(policy: Policy, spec: DatasetSpec, envs: EnvPool, jobs: list[tuple[int, int]], seed: int,
-               horizon: int) -> list[tuple[int, int, bool, float, int]]:
+               checkpoint_step: int, horizon: int) -> list[tuple[int, int, bool, float, int]]:
     """Roll out one batch of (task, episode) jobs in lockstep in slots 0..len(jobs)-1 of `envs`; returns
     (task, episode, success, return, length) per job."""
     b = len(jobs)
-    seeds = [episode_seeds(seed, task, episode) for task, episode in jobs]
+    seeds = [episode_seeds(seed, task, episode, checkpoint_step) for task, episode in jobs]
     start_observations, goal_observations = envs.reset([(task, s) for (task, _), s in zip(jobs, seeds, strict=True)])
     goals = _goal_input(policy, spec, goal_observations.astype(np.float32))
     observations = np.zeros((b, horizon + 1, spec.obs_dim), np.float32)
@@ -107,9 +108,12 @@ def _run_batch(policy: Policy, spec: DatasetSpec, envs: EnvPool, jobs: list[tupl
 def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int = 50, seed: int = 0,
                     num_envs: int = 25, method: str = "", progress: bool = False,
                     max_steps: int | None = None, tasks: tuple[int, ...] | None = None,
-                    envs: list[EvalEnv] | EnvPool | None = None, workers: int = 1) -> pd.DataFrame:
+                    envs: list[EvalEnv] | EnvPool | None = None, workers: int = 1,
+                    checkpoint_step: int = 0) -> pd.DataFrame:
     """Evaluate `policy` on `spec`'s protocol; one row per episode with the columns of COLUMNS.
 
+    `checkpoint_step` (the training step of the evaluated checkpoint; 0 for untrained policies) enters every
+    episode's seeds with `seed`: each checkpoint gets fresh episodes, the same checkpoint the same ones.
     `max_steps` caps the episode length below the official limit (smoke runs only); `tasks` restricts the
     OGBench tasks (default all five). The caller tags the rows with how the policy was trained.
     `envs` (from `make_envs`) lets several evaluations share environments, which are slow to build for OGBench
@@ -120,6 +124,8 @@ def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int
     for label, value in (("episodes_per_task", episodes_per_task), ("num_envs", num_envs)):
         if value < 1:
             raise ConfigError(f"{label} must be at least 1 (got {value})")
+    if checkpoint_step < 0:
+        raise ConfigError(f"checkpoint_step must be >= 0 (got {checkpoint_step})")
     horizon = eval_horizon(spec, max_steps)
     tasks = tuple(tasks) if tasks else eval_tasks(spec)
     unknown = sorted(set(tasks) - set(eval_tasks(spec)))
@@ -135,7 +141,7 @@ def evaluate_policy(policy: Policy, spec: DatasetSpec, *, episodes_per_task: int
                   disable=not progress) as bar:
             for start in range(0, len(jobs), batch_size):
                 batch = jobs[start:start + batch_size]
-                results += _run_batch(policy, spec, pool, batch, seed, horizon)
+                results += _run_batch(policy, spec, pool, batch, seed, checkpoint_step, horizon)
                 bar.update(len(batch))
     finally:
         if envs is None:
