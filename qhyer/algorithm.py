@@ -313,10 +313,11 @@ class QHyerAgent(Agent):
 
 
 # Ā_t definitions, each a candidate reading of the paper's "mean Ā_t" (README, Instrumentation): the mean of
-# exp(Δ_t A) over all N state dims ('mean_state'), over state dim 0 only ('first_state'), and exp(−Δ̄), Ā at A = −1
-# from the mean Δ ('exp_mean_delta': the one reading under which a reported Δ̄ alone fixes Ā).
-ABAR_DEFINITIONS = ("mean_state", "first_state", "exp_mean_delta")
-LAYER_MEANS = ("delta_mean", "abar_mean_state", "abar_first_state")  # what Mamba.decay_means returns
+# exp(Δ_t A) over all N state dims ('mean_state'), at each channel's slowest state as trained, min_n |A_n|
+# ('slowest_state'), and exp(−Δ̄), Ā at A = −1 from the mean Δ ('exp_mean_delta': the one reading under which a
+# reported Δ̄ alone fixes Ā).
+ABAR_DEFINITIONS = ("mean_state", "slowest_state", "exp_mean_delta")
+LAYER_MEANS = ("delta_mean", "abar_mean_state", "abar_slowest_state")  # what Mamba.decay_means returns
 TOKENS_PER_STEP = 3  # (Q_t, [s_t; g], a_t)
 
 

@@ -21,7 +21,7 @@ PLAY, NOISY = "cube-single-play-v0", "cube-single-noisy-v0"
 SCHEDULE = {"episodes_per_task": 50, "every": 0, "aggregate": "final", "last_k": 1}
 STEPS = 100
 # A small protocol the verdict-path runs meet (steps, seeds, episodes): the paths, not the paper's budget, are tested.
-PROTOCOL = {"steps": STEPS, "seeds": 3, "episodes_per_task": 50, "eval_aggregate": "final", "dataset": "official",
+PROTOCOL = {"steps": STEPS, "seeds": 3, "episodes_per_task": 50, "eval_aggregate": "final", "dataset": "official_size",
             "source": "test"}
 # Per-seed success x100 (multiples of 2: 50 episodes): mean 50, t-interval over 5 seeds about ±1.8.
 NEAR_50 = (48, 50, 52, 50, 50)
@@ -157,7 +157,7 @@ def test_claims_file_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="unknown keys"):
         claims.load_claims(claims_file(tmp_path, [], {**PROTOCOL, "episodes": 3}))
     with pytest.raises(ConfigError, match="several runs per seed"):
-        runs = runs_of(tmp_path / "a", "qhyer", NEAR_50) + runs_of(tmp_path / "b", "qhyer", NEAR_50)
+        runs = runs_of(tmp_path, "qhyer", NEAR_50) + runs_of(tmp_path, "gciql", NEAR_50)  # match names no method
         check(tmp_path, [{**value_claim("x", 50), "match": {"study": "main", "dataset": PLAY}}], runs)
 
 

@@ -12,7 +12,7 @@ import pytest
 from run_folders import DT_VALUES, write_run
 
 from qhyer.errors import DataError, cli_main
-from qhyer.report import claims, stats, tables, timing
+from qhyer.report import claims, stats, tables, timing, verdicts
 from qhyer.report.__main__ import main as report_main
 from qhyer.runs import STUDIES, get_study, load_records, study_datasets, study_variants, workflow_config
 
@@ -120,10 +120,21 @@ def test_interval_covers_true_rate_and_is_deterministic():
     many = pd.DataFrame([{"seed": s, "step": 100, "task": t, "success": float(rng.random() < p)}
                          for s in range(10) for t in range(5) for _ in range(100)])
     first, again = stats.summarize_episodes(many, "success"), stats.summarize_episodes(many, "success")
-    assert first == again and first["ci_method"] == stats.SEED_BOOTSTRAP
+    assert first == again and first["ci_method"] == stats.SEED_T_INTERVAL
     assert first["ci_low"] < p < first["ci_high"] and first["ci_high"] - first["ci_low"] < 0.05
+    # a cell over seeds shows the interval the verdicts decide with (the t-interval, not a bootstrap)
+    verdict = verdicts.value_verdict(stats.seed_scores(many, "success"), claimed=p, tolerance=1.0)
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((verdict.ci_low, verdict.ci_high), rel=1e-12)
     one_seed = stats.summarize_episodes(many[many["seed"] == 0], "success")
     assert one_seed["ci_method"] == stats.EPISODE_BOOTSTRAP and one_seed["ci_low"] < p < one_seed["ci_high"]
+
+
+def test_one_seed_cell_is_labelled_as_an_episode_interval(results):
+    maze_row = next(line for line in (results / "table2.md").read_text().splitlines()
+                    if line.startswith("| maze2d-umaze"))
+    assert maze_row.count(tables.ONE_SEED_MARK) == len(RATES)  # one seed per method: every cell says so
+    table1 = (results / "table1.md").read_text()  # two seeds: t-intervals, unmarked
+    assert tables.ONE_SEED_MARK not in table1 and tables.INTERVAL_NOTE in table1
 
 
 def test_aggregate_point_estimates_equal_rliable():
@@ -183,6 +194,7 @@ def test_dt_stats_from_last_val_step(results):
     assert kind.loc[("play", "delta_mean"), "mean"] == pytest.approx(0.38)
     assert kind.loc[("noisy", "gate_attention_share"), "mean"] == pytest.approx(0.42)
     assert set(kind["n_runs"]) == {2} and set(table["step"].astype(str)) == {"100"}  # the last val step
+    assert set(kind["dataset"]) == {"all ogbench play", "all ogbench noisy"} and set(kind["n_seeds"]) == {2}
     layer1 = table[(table["level"] == "dataset") & (table["layer"] == "1") & (table["metric"] == "delta_mean")]
     assert sorted(layer1["mean"]) == pytest.approx([1.38, 2.05])
     assert len(table[table["level"] == "run"]) == 4 * len(DT_VALUES["play"]) * 3  # runs x metrics x (all + 2 layers)

@@ -82,12 +82,14 @@ class Mamba(nn.Module):
 
     def decay_means(self, delta: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Δ (b, L, d_inner) from `forward`, mask (b, L) True = real → means over real tokens and channels of Δ_t
-        and of Ā_t = exp(Δ_t A) averaged over all N state dims ('mean_state') or at state dim 0 only
-        ('first_state', A_0 = −1 at the S4D-real init: the slowest decay, the longest memory)."""
+        and of Ā_t = exp(Δ_t A) averaged over all N state dims ('mean_state') or, per channel, at its slowest state
+        as trained ('slowest_state': the n with the smallest |A_n|, the longest memory; state 0 only at the S4D-real
+        init A = −(1..N), since training moves every A_log)."""
         decay = torch.exp(delta[..., None] * self.A)                              # (b, L, d_inner, N)
+        slowest = torch.exp(delta * self.A.max(-1).values)                        # A < 0: max = smallest |A_n|
         return {"delta_mean": masked_mean(delta.mean(-1), mask),
                 "abar_mean_state": masked_mean(decay.mean((-2, -1)), mask),
-                "abar_first_state": masked_mean(decay[..., 0].mean(-1), mask)}
+                "abar_slowest_state": masked_mean(slowest.mean(-1), mask)}
 
     def initial_state(self, batch_size: int) -> MambaState:
         d_inner, d_conv = self.conv1d.weight.shape[0], self.conv1d.weight.shape[-1]

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.reps < 1:
             raise ConfigError(f"--reps must be at least 1 (got {args.reps})")
         if args.target == "dt_stats":
-            table = tables.dt_stats(tables.load_dt_runs(args.runs), args.reps, args.seed)
+            table = tables.dt_stats(tables.load_dt_runs(args.runs))
         else:
             extra = {"absent": args.absent} if args.target == "table2" else {}
             table = EPISODE_TABLES[args.target](tables.load_episodes(args.runs), reps=args.reps, seed=args.seed,

@@ -2,9 +2,12 @@
 
 Input is run folders (their `summary.json` records, `eval_episodes.csv` and, for the Mamba statistics,
 `metrics.csv`) — not the tables, because a verdict is decided over per-seed scores. For each claim:
-  1. its rows: the runs whose records match the claim (study, method, dataset, recorded method fields);
+  1. its rows: the runs whose records match the claim (study, method, dataset, recorded method fields); a value
+     claim over several datasets (the Mamba statistics: every OGBench play or noisy dataset) is decided over
+     seeds, each seed's score the mean over the datasets (a dataset x seed run is not a seed of its own);
   2. its protocol (`protocols` in claims.yaml): every run must meet it — updates trained, evaluation schedule,
-     episodes per task actually evaluated, dataset size, number of seeds. A run below it makes the claim
+     episodes per task actually evaluated, dataset size (`dataset: official_size`: the rows of the regenerated
+     or supplied data are at least the official dataset's), number of seeds. A run below it makes the claim
      `not comparable`; the evidence then says what falls short and what the verdict would be at this budget;
   3. its test (qhyer/report/verdicts.py): value and total claims by equivalence within the claim's tolerance
      (`reproduced`, `below`, `above`, `inconclusive`), ordering and gain claims by the intervals of their
@@ -59,11 +62,14 @@ CLAIM_TYPES = {"value": ("match", "metric", "value", "protocol"),
                "unmeasured": ("value", "reason")}
 PROTOCOL_KEYS = ("steps", "seeds", "episodes_per_task", "eval_aggregate", "eval_every", "eval_last_k", "dataset",
                  "source")
+# `dataset` of a protocol: the one check there is, a row count. Regenerated data of the official size is not the
+# official file (OGBench's and D4RL's own files are not downloaded), so the value says "size", not "official".
+OFFICIAL_SIZE = "official_size"
 NOT_COMPARABLE, MISSING = "not comparable", "missing"
 VERDICTS = (*verdicts.VERDICTS, NOT_COMPARABLE, MISSING)
 COLUMNS = ("id", "type", "verdict", "claimed", "tolerance", "band_low", "band_high", "estimate", "ci_low", "ci_high",
            "n_seeds", "interval_method", "seeds_to_decide", "protocol", "protocol_met", "budget", *PROVENANCE_COLUMNS,
-           "evidence", "assumption", "quote")
+           "evidence", "assumption", "quote", "value_source")
 ALLOW_MIXED = "--allow-mixed-provenance"
 
 
@@ -83,6 +89,9 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
         unknown = set(protocol) - {*PROTOCOL_KEYS, "assumption"}
         if unknown or "source" not in protocol:
             raise ConfigError(f"{path}: protocol '{name}' has unknown keys {sorted(unknown)} or no source")
+        if protocol.get("dataset", OFFICIAL_SIZE) != OFFICIAL_SIZE:
+            raise ConfigError(f"{path}: protocol '{name}' has dataset '{protocol['dataset']}'",
+                              f"the only dataset check is `dataset: {OFFICIAL_SIZE}` (a row count)")
     seen = set()
     for claim in doc["claims"]:
         ident = claim.get("id")
@@ -138,8 +147,9 @@ def measure(paths: Iterable[str | Path]) -> Measurements:
     for record in (r for r in records if r["method"] == "qhyer"):
         last = last_dt_metrics(Path(record["run_dir"]))
         last = last[last["layer"] == "all"]
-        kind = get_spec(record["dataset"]).kind
-        dt_rows += [{**record, "kind": kind, "metric": m.metric, "score": float(m.value)} for m in last.itertuples()]
+        spec = get_spec(record["dataset"])
+        dt_rows += [{**record, "family": spec.family, "kind": spec.kind, "metric": m.metric, "score": float(m.value)}
+                    for m in last.itertuples()]
     return Measurements(pd.DataFrame(runs), pd.DataFrame(dt_rows), run_table(pd.DataFrame(records)))
 
 
@@ -172,10 +182,11 @@ def _rows(meas: Measurements, claim: dict, **extra) -> pd.DataFrame:
         spec = get_spec(match["dataset"])
         match["dataset"] = spec.name
     if claim.get("table") == "dt_stats":
-        return _matching(meas.dt_runs, {**match, "metric": claim["metric"]}, "Mamba statistics")
-    rows = _matching(meas.runs, match, "evaluations")
-    duplicated = rows["seed"].duplicated()
-    if duplicated.any():
+        rows = _matching(meas.dt_runs, {**match, "metric": claim["metric"]}, "Mamba statistics")
+    else:
+        rows = _matching(meas.runs, match, "evaluations")
+    # one run per seed; only the Mamba statistics average several datasets within a seed (`_value`)
+    if rows.duplicated(["seed", "dataset"] if claim.get("table") == "dt_stats" else ["seed"]).any():
         raise ConfigError(f"claim '{claim['id']}': several runs per seed match {match}", "make its match unique")
     return rows
 
@@ -215,7 +226,7 @@ def _shortfalls(rows: pd.DataFrame, protocol: dict, n_seeds: int) -> list[str]:
             found = sorted({str(v) for v in rows[f"protocol.{key}"]})
             if found != [str(protocol[key])]:
                 out.append(f"{key} {', '.join(found)} is not {protocol[key]}")
-    if protocol.get("dataset") == "official":
+    if protocol.get("dataset") == OFFICIAL_SIZE:
         for name, group in rows.groupby("dataset"):
             spec = get_spec(name)
             official = spec.train_episodes * spec.episode_length if spec.family == "ogbench" else spec.total_steps
@@ -231,9 +242,21 @@ class Outcome:
 
 
 def _value(claim: dict, doc: dict, meas: Measurements) -> Outcome:
+    """One score per seed: its run's, or over several datasets the mean of its runs' (`stats.seed_means_over_
+    datasets`; a seed lacking one of the datasets is left out and named)."""
     rows = _rows(meas, claim)
-    decision = verdicts.value_verdict(rows["score"].to_numpy(float), claim["value"], tolerance_of(claim, doc))
-    return Outcome(decision, rows, f"{len(rows)} runs: " + ", ".join(f"{s:.4g}" for s in rows["score"]))
+    per_seed, incomplete = stats.seed_means_over_datasets(rows, "score")
+    if per_seed.empty:
+        raise Missing(f"no seed has runs on every dataset matched ({', '.join(sorted(rows['dataset'].unique()))})")
+    decision = verdicts.value_verdict(per_seed.to_numpy(float), claim["value"], tolerance_of(claim, doc))
+    datasets = sorted(rows["dataset"].unique())
+    shown = ", ".join(f"{s:.4g}" for s in per_seed)
+    if len(datasets) == 1:
+        return Outcome(decision, rows, f"{len(per_seed)} seeds: {shown}")
+    left_out = f"; seeds {incomplete} lack some of these datasets and are left out" if incomplete else ""
+    return Outcome(decision, rows[rows["seed"].isin(per_seed.index)],
+                   f"{len(per_seed)} seeds, each the mean over {len(datasets)} datasets ({', '.join(datasets)}): "
+                   f"{shown}{left_out}")
 
 
 def _total(claim: dict, doc: dict, meas: Measurements) -> Outcome:
@@ -292,7 +315,8 @@ def check_claim(claim: dict, doc: dict, meas: Measurements) -> dict:
               "tolerance": tolerance, "band_low": math.nan, "band_high": math.nan, "estimate": math.nan,
               "ci_low": math.nan, "ci_high": math.nan, "n_seeds": math.nan, "interval_method": "",
               "seeds_to_decide": math.nan, "protocol": protocol_name, "protocol_met": "", "budget": "",
-              "assumption": claim.get("assumption", ""), "quote": claim["quote"]}
+              "assumption": claim.get("assumption", ""), "quote": claim["quote"],
+              "value_source": claim.get("value_source", "")}
     try:
         if claim["type"] == "unmeasured":
             raise Missing(claim["reason"])
@@ -332,6 +356,8 @@ def explain(claim_id: str, doc: dict, meas: Measurements, allow_mixed_provenance
     row = check_claim(claim, doc, meas)
     protocol = doc["protocols"].get(claim.get("protocol", ""), {})
     lines = [f"claim {claim_id} ({claim['type']}): {claim['quote']}"]
+    if claim.get("value_source"):
+        lines.append(f"source of the quoted number: {claim['value_source']}")
     if claim.get("assumption"):
         lines.append(f"assumption: {claim['assumption']}")
     lines.append(f"protocol {claim.get('protocol', '-')}: " + json.dumps(protocol, ensure_ascii=False))
@@ -340,14 +366,14 @@ def explain(claim_id: str, doc: dict, meas: Measurements, allow_mixed_provenance
             outcome = CHECKS[claim["type"]](claim, doc, meas)
             shown = outcome.rows[[c for c in ("study", "variant", "method", "dataset", "seed", "budget",
                                                "steps_trained", "score") if c in outcome.rows]]
-            lines += ["rows used:", shown.to_string(index=False)]
+            lines += ["rows used:", shown.to_string(index=False), f"per seed: {outcome.detail}"]
         except Missing:
             pass
     lines += [f"test: {row['interval_method'] or 'none'}",
               f"interval: {row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]; "
               f"band [{row['band_low']:.4g}, {row['band_high']:.4g}]",
               f"protocol met: {row['protocol_met'] or '-'}",
-              f"seeds that would decide it: {row['seeds_to_decide']:.4g}",
+              f"seeds in the interval: {row['n_seeds']:.4g}; seeds that would decide it: {row['seeds_to_decide']:.4g}",
               f"verdict: {row['verdict']} — {row['evidence']}"]
     return "\n".join(lines) + "\n"
 

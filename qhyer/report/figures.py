@@ -49,8 +49,10 @@ from qhyer.runs import read_records
 matplotlib.use("Agg")  # files only, no display
 
 KINDS = ["play", "noisy"]
-LABELS = {"delta_mean": r"mean $\Delta_t$", "abar_first_state": r"mean $\bar A_t$ (slowest state dim)",
-          "memory_tokens_first_state": r"memory $1/(1-\bar A_t)$ (tokens; 3 per env step)",
+DT_FAMILY = "ogbench"  # the family of the card's play/noisy Mamba statistics
+DT_COLUMNS = ("level", "variant", "family", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "budget")
+LABELS = {"delta_mean": r"mean $\Delta_t$", "abar_slowest_state": r"mean $\bar A_t$ (slowest state per channel)",
+          "memory_tokens_slowest_state": r"memory $1/(1-\bar A_t)$ (tokens; 3 per env step)",
           "gate_attention_share": "gate share to attention",
           "iqm": "IQM", "mean": "mean", "optimality_gap": "optimality gap"}
 sns.set_theme(style="whitegrid", context="paper", rc={"figure.constrained_layout.use": True})
@@ -134,7 +136,9 @@ def tau_curve(table: pd.DataFrame) -> Figure:
 
 
 def _kind_points(ax: Axes, table: pd.DataFrame, metric: str) -> None:
-    """Run points (per layer when logged) and the all-layer kind mean with its CI, play vs noisy."""
+    """Run points (per layer when logged) and the all-layer kind mean with its CI, OGBench play vs noisy (the data
+    the card's statistics are about; AntMaze also has play datasets)."""
+    table = _rows(table, "OGBench runs", family=DT_FAMILY)
     runs = _rows(table, f"run-level {metric}", variant=MAIN_VARIANT, level="run", metric=metric)
     layered = runs[runs["layer"] != "all"]
     points = layered if len(layered) else runs
@@ -149,7 +153,7 @@ def _kind_points(ax: Axes, table: pd.DataFrame, metric: str) -> None:
 
 def dt_distributions(table: pd.DataFrame) -> Figure:
     """Mamba step size, decay and effective memory on play vs noisy data (per layer and seed)."""
-    metrics = ("delta_mean", "abar_first_state", "memory_tokens_first_state")  # the definitions claims use
+    metrics = ("delta_mean", "abar_slowest_state", "memory_tokens_slowest_state")  # the definitions claims use
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
     for ax, metric in zip(axes, metrics, strict=True):
         _kind_points(ax, table, metric)
@@ -397,8 +401,8 @@ FIGURES: dict[str, tuple[Callable[[pd.DataFrame], Figure], tuple[str, ...]]] = {
     "table1": (table1_bars, ("dataset", "method", "mean", "ci_low", "ci_high", "budget")),
     "ablation": (ablation_heatmap, ("dataset", "backbone", "conditioning", "mean", "budget")),
     "tau": (tau_curve, ("dataset", "tau", "mean", "ci_low", "ci_high", "budget")),
-    "dt": (dt_distributions, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "budget")),
-    "gate": (gate_share, ("level", "variant", "kind", "layer", "metric", "mean", "ci_low", "ci_high", "budget")),
+    "dt": (dt_distributions, DT_COLUMNS),
+    "gate": (gate_share, DT_COLUMNS),
     "aggregate": (aggregate_intervals, ("metric", "method", "estimate", "ci_low", "ci_high", "budget")),
     "profiles": (performance_profiles, ("metric", "method", "threshold", "estimate", "ci_low", "ci_high", "budget")),
     "claims": (claims_forest, ("id", "type", "verdict", "claimed", "tolerance", "estimate", "ci_low", "ci_high",

@@ -57,6 +57,10 @@ ORDERS: dict[str, Sequence] = {"variant": (MAIN_VARIANT,), "level": ("run", "dat
                                "metric": (*stats.AGGREGATES, *DT_METRICS)}
 ABSENT_PROTOCOL = "n/a (dataset absent)"
 BEST_ROW_NOTE = "Cells: estimate [95% CI]; best entry per row in bold."
+INTERVAL_NOTE = ("Intervals: over two or more seeds the t-interval over seed scores, the one the claims' verdicts use; "
+                 "a cell of one seed shows a bootstrap over its episodes, marked `(1 seed: episodes)`: evaluation "
+                 "noise only, not seed-to-seed variance (qhyer/report/stats.py).")
+ONE_SEED_MARK = " (1 seed: episodes)"
 
 
 @dataclass
@@ -249,7 +253,8 @@ def _cell(row: pd.Series, value: str, decimals: int) -> str:
         return str(row.get("note") or "n/a")
     if pd.isna(row["ci_low"]):
         return f"{row[value]:.{decimals}f}"
-    return f"{row[value]:.{decimals}f} [{row['ci_low']:.{decimals}f}, {row['ci_high']:.{decimals}f}]"
+    mark = ONE_SEED_MARK if row.get("ci_method") == stats.EPISODE_BOOTSTRAP else ""
+    return f"{row[value]:.{decimals}f} [{row['ci_low']:.{decimals}f}, {row['ci_high']:.{decimals}f}]{mark}"
 
 
 def pivot(tidy: pd.DataFrame, rows: list[str], col: str, order: Sequence = (), *, value: str = "mean",
@@ -311,7 +316,7 @@ def table1(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEE
     tidy = _summaries(_select(episodes, "main", {"ogbench"}), ["dataset", "method"], reps, seed)
     display, bold = pivot(tidy, ["dataset"], "method", METHODS)
     return Table("Table 1: OGBench manipulation, success rate (%)", tidy, [Section("Success rate (%)", display, bold)],
-                 [BEST_ROW_NOTE, f"Interval: {distinct(tidy['ci_method'])} (see qhyer/report/stats.py)."],
+                 [BEST_ROW_NOTE, INTERVAL_NOTE],
                  run_table(episodes))
 
 
@@ -346,9 +351,10 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
     order = _order(display)
     section = Section("Score", display.loc[order].reset_index(drop=True), bold.loc[order].reset_index(drop=True))
     tidy = _sort(pd.concat([measured, missing], ignore_index=True))
-    notes = [BEST_ROW_NOTE, "Columns `<method> (source)`: DT, QT and LSDT under their authors' own D4RL protocols "
-             "(D4RL rewards and RTG targets, best evaluation over training); the others: the harness's uniform "
-             "goal-relabelled protocol."]
+    notes = [BEST_ROW_NOTE, INTERVAL_NOTE,
+             "Columns `<method> (source)`: DT, QT and LSDT under their authors' own D4RL protocols (D4RL rewards "
+             "and RTG targets, best evaluation over training); the others: the harness's uniform goal-relabelled "
+             "protocol."]
     return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], notes,
                  run_table(episodes))
 
@@ -369,7 +375,7 @@ def ablation(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.S
     tidy = _summaries(episodes, ["dataset", "method", "variant", *ABLATION_FIELDS], reps, seed)
     display, bold = pivot(tidy, ["dataset", "backbone"], "conditioning", CONDITIONINGS)
     return Table("Ablation: backbone x conditioning, success rate (%)", tidy,
-                 [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE], run_table(episodes))
+                 [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE, INTERVAL_NOTE], run_table(episodes))
 
 
 def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
@@ -379,7 +385,7 @@ def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.
     tidy = _sort(tidy.sort_values("tau", kind="stable"))
     display, bold = pivot(tidy, ["dataset"], "tau")
     return Table("Expectile tau sweep, success rate (%)", tidy, [Section("Success rate (%) by tau", display, bold)],
-                 [BEST_ROW_NOTE], run_table(episodes))
+                 [BEST_ROW_NOTE, INTERVAL_NOTE], run_table(episodes))
 
 
 def last_dt_metrics(run_dir: Path) -> pd.DataFrame:
@@ -406,8 +412,8 @@ def load_dt_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             _note(f"{run_dir} logged no Δ_t/Ā_t/gate metrics (a variant without that branch?); not in dt_stats")
         spec = get_spec(ident["dataset"])
         rows += [{"level": "run", "study": ident["study"], "variant": ident["variant"], "method": ident["method"],
-                  "kind": spec.kind, "dataset": spec.name, "seed": int(ident["seed"]), "layer": m.layer,
-                  "metric": m.metric, "mean": float(m.value), "ci_low": np.nan, "ci_high": np.nan,
+                  "family": spec.family, "kind": spec.kind, "dataset": spec.name, "seed": int(ident["seed"]),
+                  "layer": m.layer, "metric": m.metric, "mean": float(m.value), "ci_low": np.nan, "ci_high": np.nan,
                   "ci_method": "single run", "n_seeds": 1, "n_runs": 1, "split": m.split, "step": int(m.step),
                   **{c: ident[c] for c in ("budget", "protocol", *PROVENANCE_COLUMNS)}}
                  for m in last.itertuples()]
@@ -417,36 +423,41 @@ def load_dt_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _pooled(runs: pd.DataFrame, keys: list[str], level: str, how: str, reps: int, seed: int) -> pd.DataFrame:
-    """Mean over runs per `keys` group, with a bootstrap over runs (no interval from a single run)."""
+def _over_seeds(runs: pd.DataFrame, keys: list[str], level: str) -> pd.DataFrame:
+    """Per `keys` group: each seed's mean over the group's datasets, then the mean over seeds with the t-interval
+    the verdicts use (`stats.seed_means_over_datasets`, `stats.t_interval`; no interval from one seed)."""
     rows = []
     for key, group in runs.groupby(keys, sort=False):
-        values = group["mean"].to_numpy(float)
-        interval = stats.mean_of_means([values], reps, seed) if len(values) > 1 else \
-            stats.Interval(float(values.mean()), np.nan, np.nan)
+        per_seed, incomplete = stats.seed_means_over_datasets(group, "mean")
+        if incomplete:
+            _note(f"{dict(zip(keys, key, strict=True))}: seeds {incomplete} lack some dataset; left out")
+        several = len(per_seed) > 1
+        interval = stats.t_interval(per_seed) if several else stats.Interval(float(per_seed.mean()), np.nan, np.nan)
         rows.append({**dict(zip(keys, key, strict=True)), "level": level, "mean": interval.estimate,
                      "ci_low": interval.low, "ci_high": interval.high,
-                     "ci_method": how if len(values) > 1 else "single run: no interval",
-                     "n_seeds": group["seed"].nunique(), "n_runs": len(group), "split": distinct(group["split"]),
+                     "ci_method": stats.SEED_T_INTERVAL if several else "one seed: no interval",
+                     "n_seeds": len(per_seed), "n_runs": len(group), "split": distinct(group["split"]),
                      "step": distinct(group["step"]), **_labels(group)})
     return pd.DataFrame(rows)
 
 
-def dt_stats(runs: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.SEED) -> Table:
-    """Δ_t, Ā_t, effective memory and gate share: per run, per dataset (over seeds), per kind (play | noisy)."""
-    per_dataset = _pooled(runs, ["study", "variant", "method", "kind", "dataset", "layer", "metric"], "dataset",
-                          stats.SEED_BOOTSTRAP, reps, seed)
-    per_kind = _pooled(runs, ["study", "variant", "method", "kind", "layer", "metric"], "kind",
-                       "bootstrap over runs (dataset x seed)", reps, seed)
-    per_kind["dataset"] = "all " + per_kind["kind"]
+def dt_stats(runs: pd.DataFrame) -> Table:
+    """Δ_t, Ā_t, effective memory and gate share: per run, per dataset (over seeds), and per family and kind
+    (`all ogbench play`: each seed's mean over those datasets, then over seeds; the claims' unit)."""
+    group = ["study", "variant", "method", "family", "kind"]
+    per_dataset = _over_seeds(runs, [*group, "dataset", "layer", "metric"], "dataset")
+    per_kind = _over_seeds(runs, [*group, "layer", "metric"], "kind")
+    per_kind["dataset"] = "all " + per_kind["family"] + " " + per_kind["kind"]
     tidy = pd.concat([runs, per_dataset, per_kind], ignore_index=True)[runs.columns].astype({"seed": "Int64"})
     tidy = _sort(tidy)
     shown = tidy[(tidy["level"] != "run") & (tidy["layer"] == "all")]
     display, bold = pivot(shown, ["variant", "dataset"], "metric", DT_METRICS, decimals=2, best=lambda key: None)
     return Table("Mamba step size Δ_t, decay Ā_t, effective memory and gate attention share", tidy,
                  [Section("Last validation step, all layers", display, bold)],
-                 ["Cells: mean [95% CI] over seeds (dataset rows) or over runs (`all play` / `all noisy` rows); "
-                  "per-run and per-layer values are in the CSV."], run_table(runs))
+                 ["Cells: mean [95% t-interval over seeds]. Dataset rows: one run per seed. `all <family> <kind>` "
+                  "rows: each seed's mean over those datasets first, so the interval is over seeds, not over "
+                  "dataset x seed runs; seeds lacking a dataset are left out. Per-run and per-layer values are in "
+                  "the CSV."], run_table(runs))
 
 
 def _score_matrices(episodes: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
