@@ -9,7 +9,7 @@ import pytest
 from test_workflow import planned_jobs  # tests/ (pytest puts the test folder on sys.path)
 
 from qhyer.data.registry import get_spec
-from qhyer.errors import DataError
+from qhyer.errors import ConfigError, DataError
 from qhyer.methods import METHODS
 from qhyer.report import cost
 from qhyer.report.__main__ import main as report_cli
@@ -90,7 +90,8 @@ def test_data_time_from_manifests(tables, tmp_path):
     # cube-single-noisy shares cube-single's environment, so it takes its measured time per row
     for name in ("cube-single-play-v0", "cube-single-noisy-v0"):
         assert data.loc[name, "hours"] == pytest.approx(rows[name] * 5.0 / 1000 / 3600)
-    assert data["hours"].isna().sum() == 1 and "not measured" in data.loc["maze2d-umaze-v1", "source"]
+    # no Maze2d manifest: the generation benchmark's rate, labelled projected (no nan row)
+    assert data["hours"].notna().all() and data.loc["maze2d-umaze-v1", "source"].startswith("projected: generation")
 
 
 def test_cli_prints_totals_and_sources(tables, tmp_path, capsys):
@@ -117,14 +118,80 @@ def test_slurm_time_limits_are_each_jobs_estimate_with_the_safety_factor(tables)
     config["data_root"] = "/nonexistent/data"
     limits = cost.job_time_limits(config, results)
     runs = cost.planned_runs(config, cost.data_dir_of(config))
-    assert len(limits) == len(runs)
+    assert set(limits) == set(zip(runs["study"], runs["variant"], runs["method"], runs["dataset"], strict=True))
     low, high = cost.TIME_LIMIT_MINUTES
     gpu = cost.gpu_train_rates(cost.cpu_train_rates(tables["cpu_table"]), None)
     evals = cost.eval_rates(tables["eval_table"], list(runs["dataset"].unique()))
     for r in runs.sample(50, random_state=0).itertuples():
-        limit = limits[(r.study, r.variant, r.method, r.dataset, r.seed)]
+        limit = limits[(r.study, r.variant, r.method, r.dataset)]  # every seed alike
         for stage, ms in (("train", r.steps * gpu[r.method].ms), ("evaluate", r.eval_env_steps * evals[r.dataset].ms)):
             expected = min(max(cost.TIME_LIMIT_SAFETY * ms / 60_000, low), high)
             assert limit[stage] == pytest.approx(expected, abs=1), (stage, r)
     values = {limit["train"] for limit in limits.values()}
     assert low in values and len(values) > 3  # short runs clipped to the floor, the others their own estimate
+
+
+VERIFY_CLAIMS = ["gain.cube-single-play", "main.cube-single-play.qhyer", "ablation.attention-nf.play"]
+
+
+@pytest.fixture
+def fast_simulation(monkeypatch):
+    monkeypatch.setattr(cost, "VERIFY_COST_EXPERIMENTS", 200)  # the seeds' expectation, not its precision, is tested
+
+
+def test_verify_cost_is_the_plans_runs_times_their_seeds(tables, fast_simulation):
+    """Worst case: every selected claim's runs at max_seeds, each run once; expected: each run at the largest
+    expected seeds of the claims using it. Hours = updates x time per update, as for the fixed plan."""
+    from qhyer.report import claims, plan
+
+    bench = cost.Tables(tables["cpu_table"], tables["eval_table"], manifests=())
+    table, info = cost.estimate_verify("smoke", VERIFY_CLAIMS, tables=bench)
+    rows = table.set_index("plan")
+    config, design = info["config"], info["design"]
+    plans = plan.plan_claims(claims.load_claims(), config, VERIFY_CLAIMS)
+    worst = plan.stage_runs(plans, {c: design.max_seeds for c in plans})
+    worst_row = rows.loc["verify, baselines rerun, worst case"]
+    assert worst_row["seed_runs"] == len(worst) == 3 * design.max_seeds  # qhyer, gciql, the ablation variant
+    steps = {r: cost.run_work(config, *r[:4])["steps"] for r in worst}
+    assert worst_row["train"] == pytest.approx(sum(steps[r] * CPU_MS[r[2]] for r in worst) / 3.6e6)
+    types = {c["id"]: c["type"] for c in claims.load_claims()["claims"]}
+    per_run = {}
+    for claim, claim_plan in plans.items():
+        for key in claim_plan.runs:
+            per_run[key] = max(per_run.get(key, 0.0), info["expected_seeds"][types[claim]])
+    assert rows.loc["verify, baselines rerun, expected", "seed_runs"] == pytest.approx(sum(per_run.values()))
+    assert design.first_seeds < min(per_run.values()) <= design.max_seeds
+    fixed, _ = cost.estimate("smoke", cost.CONFIG_DIR, gpu_table=None, manifest_dirs=[], **tables)
+    assert rows.iloc[0]["train"] == pytest.approx(fixed[fixed["stage"] == "train"]["hours"].sum())
+    assert table[["train", "evaluate", "data"]].notna().all().all() and (table["data"] > 0).all()
+
+
+def test_data_hours_without_a_manifest_come_from_the_generation_benchmark(tables):
+    table, _ = cost.estimate("smoke", cost.CONFIG_DIR, gpu_table=None, manifest_dirs=[], **tables)
+    data = table[table["stage"] == "data"]
+    assert len(data) and data["hours"].notna().all() and (data["hours"] > 0).all()
+    assert data["source"].str.startswith("projected: generation benchmark").all()
+
+
+def test_jobs_that_cannot_finish_within_limit_times_attempts_are_flagged(tables):
+    config = cost.workflow_config(cost.CONFIG_DIR, "smoke")
+    config["data_root"] = "/nonexistent/data"
+    runs = cost.planned_runs(config, cost.data_dir_of(config))
+    runs = runs[runs["method"].isin(["qhyer", "dt"]) & (runs["study"] == "main")]
+    # 10 ms per QHyer update (CPU_MS): 50M updates are 139 h, beyond 24 h x 4 attempts; DT's 20 steps are not
+    config["train"]["method_overrides"]["qhyer"]["steps"] = 50_000_000
+    runs = runs.assign(steps=[cost.train_steps(r.study, r.method, r.dataset, config) for r in runs.itertuples()])
+    flagged = cost.unfinishable_jobs(config, runs, tables["cpu_table"].parent, attempts=4)
+    assert set(flagged["method"]) == {"qhyer"} and (flagged["limit_hours"] == 24).all()
+    assert (flagged["attempts_needed"] == 6).all()  # ceil(138.9 h / 24 h)
+    assert "cannot finish on SLURM" in cost.unfinishable_lines(flagged)[0]
+    assert cost.unfinishable_lines(flagged.iloc[:0]) == []
+
+
+def test_cost_cli_verify_target_and_claims_selection(capsys, fast_simulation):
+    assert report_cli(["cost", "--budget", "smoke", "--target", "verify", "--claims", "main.cube-single-play.qhyer"]
+                      ) == 0
+    out = capsys.readouterr().out
+    assert "verify, baselines published, worst case" in out and "fixed 'smoke'" in out
+    with pytest.raises(ConfigError, match="--target verify"):
+        report_cli(["cost", "--budget", "smoke", "--claims", "main.cube-single-play.qhyer"])

@@ -10,7 +10,11 @@
                                      [--allow-mixed-provenance]
     python -m qhyer.report claims    --runs RUN... --explain CLAIM_ID
     python -m qhyer.report timing    --benchmarks logs/quick/benchmark --out results/timing_quick.csv
-    python -m qhyer.report cost      --budget paper [--out results/cost_paper.csv]
+    python -m qhyer.report cost      --budget paper [--target verify [--claims ID_OR_GLOB...]] [--out FILE.csv]
+    python -m qhyer.report plan      --budget paper [--claims ID_OR_GLOB...] [--baselines rerun|published]
+    python -m qhyer.report verify-stage --stage K [--previous next_plan.json] --runs RUN... --select ID_OR_GLOB...
+                                     --out STAGE/claims_check.csv --next STAGE/next_plan.json  (verify.smk)
+    python -m qhyer.report citations --out results/verify_citations.csv
 
 RUN is a run folder or a file inside it (`eval_episodes.csv`, `summary.json`); what the run is comes from its
 summary.json record. Episode tables read eval_episodes.csv, dt_stats metrics.csv; the claims check reads both and
@@ -25,7 +29,8 @@ import argparse
 from pathlib import Path
 
 from qhyer.errors import ConfigError, cli_main
-from qhyer.report import claims, cost, stats, tables, timing
+from qhyer.report import claims, cost, plan, published, stats, tables, timing, verdicts, verify
+from qhyer.runs import workflow_config
 
 EPISODE_TABLES = {"table1": tables.table1, "table2": tables.table2, "ablation": tables.ablation,
                   "tau_sweep": tables.tau_sweep, "aggregate": tables.aggregate}
@@ -65,7 +70,34 @@ def build_parser() -> argparse.ArgumentParser:
                                                                      "(default: the budget's data folder)")
     estimate.add_argument("--assumed-gpu-speedup", type=float, default=cost.ASSUMED_GPU_SPEEDUP,
                           help="CPU/GPU time ratio assumed while no GPU table exists (an assumption, printed as one)")
+    estimate.add_argument("--target", dest="cost_target", choices=("all", "verify"), default="all",
+                          help="verify: the staged plan of the selected claims next to the fixed plan")
+    estimate.add_argument("--claims", nargs="+", metavar="ID_OR_GLOB", help="claims of --target verify "
+                                                                            "(default: the workflow config's)")
     estimate.add_argument("--out", type=Path, help="also write the estimate as CSV")
+    runs_of = sub.add_parser("plan", help="the runs stage 1 of `verify` starts for the selected claims")
+    runs_of.add_argument("--budget", required=True, help="a budget of workflow/config/budgets/")
+    runs_of.add_argument("--claims", nargs="+", metavar="ID_OR_GLOB", help="default: the workflow config's")
+    runs_of.add_argument("--baselines", choices=("rerun", "published"), help="default: the workflow config's")
+    stage = sub.add_parser("verify-stage", help="decide the claims at one stage of `verify`; plan the next")
+    stage.add_argument("--stage", type=int, required=True)
+    stage.add_argument("--previous", type=Path, help="the previous stage's next_plan.json (stages after the first)")
+    stage.add_argument("--runs", nargs="*", type=Path, default=[], help="every run of this stage's plan")
+    stage.add_argument("--claims-file", type=Path, default=claims.CLAIMS_FILE)
+    stage.add_argument("--select", nargs="+", default=["*"], metavar="ID_OR_GLOB")
+    defaults = verdicts.SequentialDesign()
+    stage.add_argument("--first-seeds", type=int, default=defaults.first_seeds)
+    stage.add_argument("--step-seeds", type=int, default=defaults.step_seeds)
+    stage.add_argument("--max-seeds", type=int, default=defaults.max_seeds)
+    stage.add_argument("--baselines", choices=("rerun", "published"), default="rerun")
+    stage.add_argument("--published", type=Path, default=published.PUBLISHED_FILE)
+    stage.add_argument(claims.ALLOW_MIXED, action="store_true")
+    stage.add_argument("--out", type=Path, required=True, help="this stage's claims check (.csv; .md beside it)")
+    stage.add_argument("--next", type=Path, required=True, help="the next stage's plan (.json)")
+    cite = sub.add_parser("citations", help="the baseline numbers the card quotes against their vendored sources")
+    cite.add_argument("--claims-file", type=Path, default=claims.CLAIMS_FILE)
+    cite.add_argument("--published", type=Path, default=published.PUBLISHED_FILE)
+    cite.add_argument("--out", type=Path, required=True, help="the .csv to write (.md beside it)")
     return parser
 
 
@@ -83,10 +115,31 @@ def main(argv: list[str] | None = None) -> int:
         text, written = cost.write_estimate(args.budget, args.out, cpu_table=args.cpu_table,
                                             eval_table=args.eval_table, gpu_table=args.gpu_table,
                                             manifest_dirs=args.manifests,
-                                            assumed_gpu_speedup=args.assumed_gpu_speedup)
+                                            assumed_gpu_speedup=args.assumed_gpu_speedup, target=args.cost_target,
+                                            claims=args.claims)
         print(text, end="")
         if not written:
             return 0
+    elif args.target == "plan":
+        config = workflow_config(cost.CONFIG_DIR, args.budget)
+        baselines = args.baselines or config["verify"]["baselines"]
+        plans = plan.plan_claims(claims.load_claims(cost.ROOT / config["verify"]["claims_file"]), config,
+                                 plan.claims_of(args.claims or config["claims"]),
+                                 plan.load_summaries(baselines, cost.ROOT / config["verify"]["published_file"]))
+        design = config["verify"]
+        print(plan.render_plan(plans, plan.first_stage_seeds(plans, design["first_seeds"]), args.budget, design,
+                               baselines), end="")
+        return 0
+    elif args.target == "verify-stage":
+        design = verdicts.SequentialDesign(args.first_seeds, args.step_seeds, args.max_seeds)
+        check, next_plan, doc = verify.decide_stage(args.stage, args.previous, args.runs, args.claims_file,
+                                                    args.select, design, args.baselines, args.published,
+                                                    args.allow_mixed_provenance)
+        written = verify.write_stage(check, next_plan, doc, args.stage, args.out, args.next, args.baselines)
+    elif args.target == "citations":
+        found = published.load(args.published)
+        written = published.write_citations(published.citation_check(claims.load_claims(args.claims_file), found),
+                                            args.out, found)
     elif args.target == "timing":
         written = timing.write(args.benchmarks, args.out)
     else:

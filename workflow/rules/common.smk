@@ -59,7 +59,7 @@ def time_limit(stage):
     def minutes(wildcards):
         if not _time_limits:
             _time_limits.update(job_time_limits(config))
-        key = (wildcards.study, wildcards.variant, wildcards.method, wildcards.dataset, int(wildcards.seed))
+        key = (wildcards.study, wildcards.variant, wildcards.method, wildcards.dataset)  # every seed alike
         return _time_limits[key][stage]
 
     return minutes
