@@ -7,21 +7,33 @@ re-weighted by a learned softmax over the whole channel dimension, projected, an
 is DT (`baselines/sequence.py`): (R_t, [s_t; g], a_t) tokens as LSDT's `--goalconcate`, action MSE, Linear + Tanh head.
 Training: AdamW, 10k warmup then cosine, grad clip 0.25 (scripts/train.py).
 
+Protocol 'source' as LSDT trains on D4RL (`--goalconcate`): trajectories cut at terminals and timeouts, one-row
+pieces dropped (Data/Data_with_Goal_download.py l.45-65; `qhyer.data.d4rl.source_episodes`), drawn uniformly with
+full windows (`TrajectoryWindowSampler`, decision_transformer/utils_o.py l.177-227), [s; goal] standardised jointly
+over the kept rows (utils_o.py l.156-171: `LSDTConfig.data_info`), context 30 on maze2d-large (README's command).
+Assumption: LSDT scripts only its AntMaze goal files; its Maze2d ones ("v6", scripts/train.py l.64-66) are taken
+to be built by the same script.
+
 Padding: LSDT's min-DT dataset pads windows on the right, where causality hides the padding; our windows are
 left-padded, so both branches also hide padded tokens (the attention mask), which keeps real tokens' outputs equal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.sequence import CosineDecayConfig, RTGTransformer, SequenceAgent, warmup_cosine_schedule
 from qhyer.agent import DataInfo
+from qhyer.data.episodes import EpisodeDataset
+from qhyer.data.registry import DatasetSpec
+from qhyer.data.samplers import TrajectoryWindowSampler, WindowSampler
 from qhyer.errors import ConfigError
 from qhyer.models.layers import CausalSelfAttention, FeedForward
 
@@ -32,6 +44,7 @@ class LSDTConfig(CosineDecayConfig):
     (batch 64, K 20, width 128, 3 blocks, AdamW lr 1e-4, wd 1e-4, 10k warmup, clip 0.25)."""
 
     name: str = "lsdt"
+    context_len: int | None = None    # --context_len 20; README's maze2d-large command: 30 (SOURCE_DATASET_DEFAULTS)
     n_heads: int = 2                  # --n_heads 2 (attention branch)
     dropout: float = 0.25             # --dropout_p 0.25 (projection and MLP dropout; no embedding dropout)
     conv_dim: int = 64                # --convdim 64: channels of the convolution branch
@@ -42,13 +55,30 @@ class LSDTConfig(CosineDecayConfig):
     target_return: float | None = None  # conditioning return at step 0, reward units; None = the protocol's
 
     # assumption, as DTConfig: sparse 0/1 goal reward ⇒ max return 1
-    RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {**CosineDecayConfig.RELABELLED_DEFAULTS, "target_return": 1.0}
-    # scripts/train.py: maze2d rtg_target 300, antmaze 100, --rtg_scale 1000; --goalconcate appends D4RL's
-    # infos/goal to the state (Data/Data_with_Goal_download.py).
+    RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {**CosineDecayConfig.RELABELLED_DEFAULTS, "target_return": 1.0,
+                                                     "context_len": 20}
+    # scripts/train.py l.61-75, 297: maze2d rtg_target 300, antmaze 100, --rtg_scale 1000; --goalconcate appends
+    # D4RL's infos/goal to the state (Data/Data_with_Goal_download.py l.61).
     SOURCE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        "maze2d": {"target_return": 300.0, "reward_scale": 1000.0, "goal_input": "d4rl"},
-        "antmaze": {"target_return": 100.0, "reward_scale": 1000.0, "goal_input": "d4rl"},
+        "maze2d": {"target_return": 300.0, "reward_scale": 1000.0, "goal_input": "d4rl", "context_len": 20},
+        "antmaze": {"target_return": 100.0, "reward_scale": 1000.0, "goal_input": "d4rl", "context_len": 20},
     }
+    # README.md "For training": `scripts/train.py --env maze2d --dataset large ... --context_len 30`
+    SOURCE_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"maze2d-large-v1": {"context_len": 30}}
+
+    def data_info(self, spec: DatasetSpec, dataset: EpisodeDataset) -> DataInfo:
+        """Under 'source': LSDT's statistics (utils_o.py l.156-171), mean and std + 1e-6 of its state, [s; goal]
+        with `goal_input` d4rl, over the rows of the trajectories it keeps (more than one row)."""
+        info = super().data_info(spec, dataset)
+        if self.protocol != "source":
+            return info
+        lengths = np.diff(dataset.episode_starts, append=len(dataset))
+        kept = np.repeat(lengths > 1, lengths)
+        parts = [dataset.observations[kept]] + ([dataset.meta["goal"][kept]] if self.goal_input == "d4rl" else [])
+        states = np.concatenate(parts, axis=1)
+        mean, std, o = states.mean(0), states.std(0) + 1e-6, dataset.obs_dim
+        goal = {"goal_mean": mean[o:], "goal_std": std[o:]} if self.goal_input == "d4rl" else {}
+        return dataclasses.replace(info, obs_mean=mean[:o], obs_std=std[:o], **goal)
 
 
 class DynamicConv(nn.Module):
@@ -145,3 +175,8 @@ class LSDTAgent(SequenceAgent):
                                     embed_dropout=0.0, final_norm=False)  # LSDT: embed_ln only, no final norm
         self.model.apply(xavier_init)
         self.init_optimizer(lambda opt: warmup_cosine_schedule(opt, cfg.warmup_steps, cfg.lr_decay_steps))
+
+    def make_sampler(self, dataset: EpisodeDataset, seed: int) -> WindowSampler:
+        if self.cfg.protocol != "source":
+            return super().make_sampler(dataset, seed)
+        return TrajectoryWindowSampler(dataset, self.cfg.context_len, seed, self.cfg.reward_scale)

@@ -10,7 +10,15 @@ Inference scores candidate returns-to-go with the target critic (`QTAgent.act`, 
 Adaptations to sparse 0/1 goal rewards (protocol 'relabelled'; stated, not QT's): candidate returns are QT's own
 AntMaze list (experiment.py `env_targets` with scale 1, the QT setting whose returns are 0/1); the TD recursion also
 stops at goal-reaching steps (see `td_targets`). Protocol 'source' (D4RL): experiment.py's `env_targets` and `scale`
-per family, D4RL's rewards (the critic regresses them unscaled, as ql_trainer.py), no goal input.
+per family, D4RL's rewards (the critic regresses them unscaled, as ql_trainer.py), no goal input, run.sh's per-maze
+eta / grad_norm / max_iters, and its LR schedule: cosine over T_max = max_iters iterations of 1000 updates, stepped
+once per iteration (ql_trainer.py l.70-72, 112-117). run.sh stops every Maze2d run early (`--early_stop
+--early_epoch 50`: experiment.py l.384-403 breaks after the iteration with index 50), i.e. after 51 x 1000 = 51,000
+updates, with the LR still at 0.48x (max_iters 100) or 0.975x (max_iters 500) its start; the workflow's source study
+trains QT that long (workflow/config/budgets/paper.yaml `source_protocol`). Deviation: windows come from the shared
+`WindowSampler` (ending at a uniformly drawn row, reaching back K rows), where QT's `get_batch` (experiment.py
+l.239-285) draws a start row (trajectories ∝ length) and reaches forward, left-padding a window the trajectory's
+end cuts.
 """
 
 from __future__ import annotations
@@ -43,7 +51,11 @@ class QTConfig(CosineDecayConfig):
     warmup_steps: int = 0             # ql_trainer.py uses no warmup (--warmup_steps is parsed but unused)
     grad_clip: float | None = None    # run.sh --grad_norm (actor and critic), per family
     eta: float | None = None          # run.sh --eta: weight of the Q loss, per family
-    # lr_decay_steps 0 = the whole run: run.sh --lr_decay, cosine to --lr_min 0 over max_iters, stepped every update
+    # run.sh --lr_decay: cosine to --lr_min 0 over T_max = --max_iters iterations of --num_steps_per_iter 1000
+    # updates, stepped once per iteration (ql_trainer.py l.70-72, 112-117). Relabelled: over the whole run
+    # (lr_decay_steps 0 = train.steps), stepped every update (an adaptation: the budget sets the run's length).
+    lr_decay_steps: int | None = None
+    lr_decay_every: int | None = None
     critic_lr: float = 3e-4           # ql_trainer.py: critic Adam lr 3e-4, no weight decay
     tau: float = 0.005                # --tau 0.005 (critic target Polyak rate)
     ema_decay: float = 0.995          # ql_trainer.py EMA(0.995)
@@ -56,20 +68,31 @@ class QTConfig(CosineDecayConfig):
 
     # experiment.py antmaze env_targets (scale 1): the QT setting whose returns are 0/1
     RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {**CosineDecayConfig.RELABELLED_DEFAULTS,
-                                                     "candidate_returns": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)}
-    # experiment.py: maze2d env_targets [300, 200, 150, 100, 50, 20] with scale 10, antmaze [1., 0.9, 0.8, 0.7, 0.6,
-    # 0.5, 0.3] with scale 1; its D4RL states carry no goal.
+                                                     "candidate_returns": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3),
+                                                     "lr_decay_steps": 0, "lr_decay_every": 1}
+    # experiment.py l.141-157: maze2d env_targets [300, 200, 150, 100, 50, 20] with scale 10, antmaze [1., 0.9, 0.8,
+    # 0.7, 0.6, 0.5, 0.3] with scale 1; its D4RL states carry no goal. run.sh maze2d medium (l.150-155) and antmaze
+    # medium-diverse (l.192-197): --max_iters 100 --num_steps_per_iter 1000 (cosine T_max 100 iterations).
     SOURCE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "maze2d": {"candidate_returns": (300.0, 200.0, 150.0, 100.0, 50.0, 20.0), "reward_scale": 10.0,
-                   "goal_input": "none"},
+                   "goal_input": "none", "lr_decay_steps": 100 * 1000, "lr_decay_every": 1000},
         "antmaze": {"candidate_returns": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3), "reward_scale": 1.0,
-                    "goal_input": "none"},
+                    "goal_input": "none", "lr_decay_steps": 100 * 1000, "lr_decay_every": 1000},
+    }
+    # run.sh, where a maze differs from its family's values above and in FAMILY_DEFAULTS (medium's):
+    SOURCE_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "maze2d-umaze-v1": {"grad_clip": 20.0},                          # l.136-141: --eta 5.0 --grad_norm 20.0
+        "maze2d-large-v1": {"eta": 4.0, "lr_decay_steps": 500 * 1000},   # l.164-169: --eta 4.0, --max_iters 500
+        "antmaze-umaze-v2": {"eta": 0.05, "lr_decay_steps": 500 * 1000},        # l.178-183
+        "antmaze-umaze-diverse-v2": {"lr_decay_steps": 500 * 1000},             # l.185-190 (--eta 0.01)
+        # l.199-204 (--max_iters 100); its --reward_tune cql_antmaze ((r − 0.5)·4) is not implemented
+        "antmaze-large-diverse-v2": {"eta": 0.005},
     }
 
     FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        # run.sh maze2d-medium (umaze: grad_norm 20; large: eta 4.0).
+        # run.sh maze2d medium l.150-155 (under 'source' umaze and large take their own: SOURCE_DATASET_DEFAULTS).
         "maze2d": {"eta": 5.0, "grad_clip": 9.0},
-        # run.sh antmaze umaze-diverse / medium-diverse (umaze 0.05, large-diverse 0.005).
+        # run.sh antmaze umaze-diverse / medium-diverse l.185-197 (umaze 0.05, large-diverse 0.005).
         "antmaze": {"eta": 0.01, "grad_clip": 9.0},
         # Assumption (QT has no OGBench runs): play takes the AntMaze-diverse value, the QT setting closest to
         # 0/1 goal rewards on multi-goal data; noisy ×10 because OGBench's own tuning moves 10× weight from BC to
@@ -127,7 +150,7 @@ class QTAgent(SequenceAgent):
         actor_opt = torch.optim.Adam(self.actor_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.optimizers = {"actor": actor_opt, "critic": critic_opt}
-        self.schedulers = {key: warmup_cosine_schedule(opt, cfg.warmup_steps, cfg.lr_decay_steps)
+        self.schedulers = {key: warmup_cosine_schedule(opt, cfg.warmup_steps, cfg.lr_decay_steps, cfg.lr_decay_every)
                            for key, opt in self.optimizers.items()}
 
     # --- losses --------------------------------------------------------------------------------------

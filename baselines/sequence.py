@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from qhyer.agent import Agent, DataInfo, MethodConfig, metrics_to_floats, window_from_history
+from qhyer.agent import Agent, DataInfo, MethodConfig, dataset_family, metrics_to_floats, window_from_history
 from qhyer.data.episodes import EpisodeDataset
+from qhyer.data.registry import DatasetSpec
 from qhyer.data.samplers import GoalSampling, WindowSampler
 from qhyer.errors import ConfigError
 from qhyer.models.layers import TransformerBlock, attention_mask, interleave, masked_mean, token_mask
@@ -76,6 +77,22 @@ class SequenceConfig(MethodConfig):
 
     RELABELLED_DEFAULTS: ClassVar[dict[str, Any]] = {"reward_scale": 1.0, "goal_input": "relabelled"}
     SOURCE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}  # family → values; the families 'source' runs on
+    SOURCE_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}  # dataset → values its source script sets
+
+    def for_dataset(self, spec: DatasetSpec) -> SequenceConfig:
+        """Under 'source', the values the method's own scripts set for this dataset (SOURCE_DATASET_DEFAULTS) fill
+        `None` fields first, then `for_family`."""
+        values = self.SOURCE_DATASET_DEFAULTS.get(spec.name, {}) if self.protocol == "source" else {}
+        fixed = {key: value for key, value in values.items() if getattr(self, key) is None}
+        return dataclasses.replace(self, **fixed).for_family(dataset_family(spec))
+
+    def training_data(self, dataset: EpisodeDataset) -> EpisodeDataset:
+        """Under 'source', trajectories end where the methods' D4RL loaders end them (AntMaze: at the goal)."""
+        if self.protocol != "source":
+            return dataset
+        from qhyer.data.d4rl import source_episodes  # lazily: h5py is only needed for D4RL
+
+        return source_episodes(dataset)
 
     def for_family(self, family: str) -> SequenceConfig:
         """Protocol values first (a ConfigError for 'source' outside D4RL), then FAMILY_DEFAULTS. The source goal
@@ -109,21 +126,27 @@ class CosineDecayConfig(SequenceConfig):
     follows the run's budget, so a short run still anneals instead of stopping at a fraction of its schedule."""
 
     lr_decay_steps: int = 0       # updates of the cosine decay; 0 = the run's train.steps
+    lr_decay_every: int = 1       # updates per step of the schedule (QT's source protocol: once per 1000 updates)
 
     def for_budget(self, steps: int) -> CosineDecayConfig:
         return dataclasses.replace(self, lr_decay_steps=self.lr_decay_steps or steps)
 
 
-def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int,
-                           total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
+                           step_every: int = 1) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup, then cosine decay to 0 at `total_steps` and 0 after it (LSDT scripts/train.py
-    `create_combined_lambda`; with no warmup this is QT's `CosineAnnealingLR(eta_min=0)`)."""
+    `create_combined_lambda`; with no warmup this is QT's `CosineAnnealingLR(eta_min=0)`). With `step_every` E the
+    cosine moves only every E updates, as QT steps its schedulers once per iteration of E updates
+    (decision_transformer/training/ql_trainer.py l.112-117): update u uses the factor of update E·⌊u/E⌋."""
     if total_steps < 1:
         raise ValueError("the cosine schedule has no length: build the config with .for_budget(train steps)")
+    if step_every < 1:
+        raise ConfigError(f"lr_decay_every must be at least 1 (got {step_every})")
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        step -= step % step_every
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 

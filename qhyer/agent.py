@@ -60,6 +60,18 @@ class MethodConfig:
                 filled[f.name] = defaults[f.name]
         return dataclasses.replace(self, **filled)
 
+    def for_dataset(self, spec: DatasetSpec) -> MethodConfig:
+        """`for_family` of the dataset's family; a method whose own protocol differs per dataset overrides it."""
+        return self.for_family(dataset_family(spec))
+
+    def training_data(self, dataset: EpisodeDataset) -> EpisodeDataset:
+        """The episodes this method trains on (a baseline's source protocol cuts them as its own loader does)."""
+        return dataset
+
+    def data_info(self, spec: DatasetSpec, dataset: EpisodeDataset) -> DataInfo:
+        """Sizes and standardisation statistics of the training data."""
+        return DataInfo.from_dataset(spec, dataset, self.goal_rep)
+
     def for_budget(self, steps: int) -> MethodConfig:
         """A copy whose whole-run schedules last the run's `steps` updates (baselines.sequence.CosineDecayConfig)."""
         return self

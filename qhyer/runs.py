@@ -110,21 +110,28 @@ def study_datasets(study: str, workflow_config: dict) -> list[str]:
         workflow_config["table1_datasets"] + workflow_config["table2_datasets"]
 
 
-def eval_schedule(dataset: str, workflow_config: dict, study: str = "main") -> dict[str, Any]:
-    """The evaluation schedule (episodes_per_task, every, aggregate, last_k) of a run: its study section's own
-    `eval` when it has one, else the dataset family's, else the budget's `default`."""
+def eval_schedule(dataset: str, workflow_config: dict, study: str = "main",
+                  method: str | None = None) -> dict[str, Any]:
+    """The evaluation schedule (episodes_per_task, every, aggregate, last_k) of a run: the method's entry in its
+    study section's `method_eval`, else the section's own `eval`, else the dataset family's, else the budget's
+    `default`."""
     section = get_study(study).section
-    if section and "eval" in workflow_config.get(section, {}):
-        return workflow_config[section]["eval"]
+    own = workflow_config.get(section, {}) if section else {}
+    if method in own.get("method_eval", {}):
+        return own["method_eval"][method]
+    if "eval" in own:
+        return own["eval"]
     schedules = workflow_config["eval"]["schedule"]
     return schedules.get(get_spec(dataset).family, schedules["default"])
 
 
 def train_steps(study: str, method: str, dataset: str, workflow_config: dict) -> int:
-    """Updates of one run: the study's `steps`, else the method's, else the dataset family's, else train.steps."""
-    section, train = get_study(study).section, workflow_config["train"]
-    family_steps = train.get("steps_by_family", {}).get(get_spec(dataset).family, train["steps"])
-    study_steps = workflow_config[section].get("steps") if section else None
+    """Updates of one run: the study's `method_steps` of the method and dataset, else the study's `steps`, else the
+    method's, else the dataset family's, else train.steps."""
+    section, train, spec = get_study(study).section, workflow_config["train"], get_spec(dataset)
+    family_steps = train.get("steps_by_family", {}).get(spec.family, train["steps"])
+    own = workflow_config[section] if section else {}
+    study_steps = own.get("method_steps", {}).get(method, {}).get(spec.name) or own.get("steps")
     return study_steps or train["method_overrides"].get(method, {}).get("steps", family_steps)
 
 

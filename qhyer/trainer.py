@@ -38,7 +38,7 @@ import yaml
 from omegaconf import MISSING
 from tqdm.auto import tqdm
 
-from qhyer.agent import COMPILE_MODES, PRECISIONS, Agent, DataInfo, MethodConfig, dataset_family
+from qhyer.agent import COMPILE_MODES, PRECISIONS, Agent, DataInfo, MethodConfig
 from qhyer.data.registry import DatasetSpec, get_spec
 from qhyer.errors import ConfigError, DataError, DivergedError, remembered_interrupts
 from qhyer.io import (
@@ -313,7 +313,7 @@ def train(cfg: RunConfig) -> Path:
     """
     spec = get_spec(cfg.dataset)
     check_run_config(cfg)
-    family_method = cfg.method.for_family(dataset_family(spec))
+    family_method = cfg.method.for_dataset(spec)
     method_cfg = family_method.for_budget(cfg.train.steps)
     cfg = dataclasses.replace(cfg, method=method_cfg, dataset=spec.name)
     device = resolve_device(cfg.train.device)
@@ -329,8 +329,8 @@ def train(cfg: RunConfig) -> Path:
         remove_stale_temporaries(run_dir)
         remove_stale_temporaries(run_dir / "checkpoints")
         seed_everything(cfg.seed)
-        dataset = _load_split(spec, "train", cfg.data_dir)
-        info = DataInfo.from_dataset(spec, dataset, method_cfg.goal_rep)
+        dataset = method_cfg.training_data(_load_split(spec, "train", cfg.data_dir))
+        info = method_cfg.data_info(spec, dataset)
         _check_statistics(info, dataset.source)
         agent = build_agent(method_cfg, info, device)
         agent.wrap_loss_functions(cfg.train.precision, cfg.train.compile_mode if cfg.train.compile else None)

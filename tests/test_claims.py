@@ -197,7 +197,7 @@ def paper_runs(root: Path, config: dict, datasets: set[str]) -> list[Path]:
                         runs.append(write_run(root, budget=config["budget"], study=study, variant=variant,
                                               method=method, dataset=dataset, seed=seed, method_fields=fields,
                                               steps=train_steps(study, method, dataset, config),
-                                              schedule=schedule_of(dataset, config, study),
+                                              schedule=schedule_of(dataset, config, study, method),
                                               score=40.0 + 4 * (seed % 3)))
     return runs
 

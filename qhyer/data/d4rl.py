@@ -9,7 +9,8 @@ Episode boundaries, as in D4RL's `sequence_dataset` where the meaning is the sam
 - AntMaze: `timeouts` marks the 1001-step resets of the collection run. `terminals` is only the relabelled
   goal indicator (`relabel_antmaze_rewards.py`: within 0.5 of the evaluation goal) while the ant walks on, so
   it does not end an episode, as in goal-conditioned practice (HIQL's D4RL loader splits AntMaze only where
-  the trajectory is discontinuous). It is kept in `meta['terminals']` for methods that bootstrap on it.
+  the trajectory is discontinuous). It is kept in `meta['terminals']` for methods that bootstrap on it, and
+  `source_episodes` splits there for the baselines' source protocols (QT and LSDT end a trajectory at it).
 Rewards are kept as stored; `infos/goal` (the data-collection target of each row) goes to `meta['goal']`.
 """
 
@@ -119,3 +120,13 @@ def read_d4rl_hdf5(path: str | Path, spec: DatasetSpec) -> EpisodeDataset:
     return EpisodeDataset(name=spec.name, observations=arrays["observations"], actions=arrays["actions"],
                           episode_ends=ends, goal_dims=np.asarray(spec.goal_dims),
                           rewards=arrays["rewards"].astype(np.float32), source=str(path), meta=meta)
+
+
+def source_episodes(dataset: EpisodeDataset) -> EpisodeDataset:
+    """Episodes as QT's and LSDT's D4RL loaders cut them (`protocol=source`): a trajectory ends at `terminals` or at
+    a timeout (charleshsc/QT D4RL/create_dataset.py l.31-38; WangJinCheng1998/LONG-SHORT-DECISION-TRANSFORMER
+    Data/Data_with_Goal_download.py l.45-53). On AntMaze a terminal is a step within 0.5 of the goal, so a
+    trajectory's return is 0 or 1 and a return-to-go says whether the goal is still ahead, as it did there; a walk
+    that stays in the goal region becomes one-row trajectories (LSDT drops those: `TrajectoryWindowSampler`).
+    Maze2d files already end episodes at both flags (`read_d4rl_hdf5`): unchanged."""
+    return dataset.split_after(dataset.meta["terminals"])

@@ -7,6 +7,7 @@ The last row of an episode has no successor state; samplers never use it as a tr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -96,6 +97,10 @@ class EpisodeDataset:
     def transition_rows(self) -> np.ndarray:
         """Rows with a successor state in the same episode (every row but each episode's last)."""
         return np.flatnonzero(np.arange(len(self)) < self.row_last)
+
+    def split_after(self, flags: np.ndarray) -> EpisodeDataset:
+        """The same rows, with an episode also ending after every row where `flags` (N,) is True."""
+        return dataclasses.replace(self, episode_ends=np.union1d(self.episode_ends, np.flatnonzero(flags) + 1))
 
     def goal_part(self, observations: np.ndarray) -> np.ndarray:
         """Task-relevant part of observations (object positions, button states, maze xy)."""

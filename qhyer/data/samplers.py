@@ -135,7 +135,7 @@ class WindowSampler(_Sampler):
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         ds = self.dataset
-        current = self.rng.integers(0, len(ds), size=batch_size)                 # (B,) t
+        current = self.window_ends(batch_size)                                   # (B,) t
         start, last = ds.row_start[current][:, None], ds.row_last[current][:, None]  # (B, 1)
         rows = current[:, None] + self.offsets                                   # (B, K)
         mask = rows >= start                                                     # (B, K) True = real step
@@ -152,6 +152,10 @@ class WindowSampler(_Sampler):
             "observations": obs, "actions": actions, "next_observations": next_obs,
             "timesteps": np.where(mask, rows - start, 0), "mask": mask, **targets,
         })
+
+    def window_ends(self, batch_size: int) -> np.ndarray:
+        """The last row t of each window (B,): uniform over the rows."""
+        return self.rng.integers(0, len(self.dataset), size=batch_size)
 
     def _relabelled(self, current: np.ndarray, rows: np.ndarray, mask: np.ndarray, start: np.ndarray,
                     last: np.ndarray) -> dict[str, np.ndarray]:
@@ -171,6 +175,32 @@ class WindowSampler(_Sampler):
         return {"goals": goals, "rewards": np.where(mask, ds.rewards[rows], 0.0).astype(np.float32),
                 "returns_to_go": np.where(mask, self.reward_to_go[rows] / self.reward_scale, 0.0).astype(np.float32),
                 "dones": mask & ds.meta["terminals"][rows]}
+
+
+class TrajectoryWindowSampler(WindowSampler):
+    """LSDT's source-protocol batches (WangJinCheng1998/LONG-SHORT-DECISION-TRANSFORMER decision_transformer/utils_o.py
+    `D4RLTrajectoryDataset`, l.177-227): a trajectory drawn uniformly (l.177 `__len__` = trajectories), then a full
+    window of K rows starting at si ~ U{0, …, len − K} (l.184-195), or the whole trajectory when it is shorter than K
+    (l.197-223). Targets as `WindowSampler` with `goals=None` (recorded rewards, returns-to-go and goals).
+
+    Trajectories of one row are never drawn: LSDT's loader does not keep them (Data/Data_with_Goal_download.py l.58).
+    Intended differences: LSDT's DataLoader shuffles, so each trajectory is drawn once per epoch, where this draws
+    with replacement (the same distribution per draw); a short trajectory is padded on the left here, on the right
+    there, which the causal mask makes equivalent (baselines/lsdt.py).
+    """
+
+    def __init__(self, dataset: EpisodeDataset, context_len: int, seed: int, reward_scale: float):
+        super().__init__(dataset, context_len, goals=None, goal_rep="task", seed=seed, reward_scale=reward_scale)
+        self.lengths = np.diff(dataset.episode_starts, append=len(dataset))
+        self.trajectories = np.flatnonzero(self.lengths > 1)
+        if len(self.trajectories) == 0:
+            raise ConfigError(f"{dataset.name} has no trajectory longer than one row")
+
+    def window_ends(self, batch_size: int) -> np.ndarray:
+        episode = self.trajectories[self.rng.integers(0, len(self.trajectories), size=batch_size)]
+        length = self.lengths[episode]
+        first = self.rng.integers(0, np.maximum(length - self.context_len, 0) + 1)        # si (0 when len < K)
+        return self.dataset.episode_starts[episode] + np.minimum(first + self.context_len, length) - 1
 
 
 class TransitionSampler(_Sampler):

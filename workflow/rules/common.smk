@@ -147,7 +147,7 @@ def train_overrides(wc):
     overrides = {**_method_overrides(wc.method),
                  **{f"method.{k}": v for k, v in study_variants(wc.study, config)[wc.variant].items()}}
     words = [f"{k}={hydra_value(v)}" for k, v in overrides.items()]
-    words += [f"eval.{k}={v}" for k, v in eval_schedule(wc.dataset, config, wc.study).items()]
+    words += [f"eval.{k}={v}" for k, v in eval_schedule(wc.dataset, config, wc.study, wc.method).items()]
     words += [f"train.{key}={hydra_value(config['train'][key])}" for key in TRAIN_LOOP_KEYS if key in config["train"]]
     return " ".join(map(shlex.quote, words))
 

@@ -7,7 +7,7 @@ rule evaluate:
     output:
         f"{RUN}/eval_episodes.csv",
     params:
-        episodes=lambda wc: eval_schedule(wc.dataset, config, wc.study)["episodes_per_task"],
+        episodes=lambda wc: eval_schedule(wc.dataset, config, wc.study, wc.method)["episodes_per_task"],
         envs=config["eval"]["num_envs"],
         workers=config["eval"].get("workers", 1),
         max_steps=config["eval"]["max_steps"],
