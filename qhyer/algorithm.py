@@ -82,7 +82,9 @@ class QHyerConfig(MethodConfig):
     crl_repr_dim: int = 64                     # assumption: φ/ψ size ('crl')
     goal_noise: float = 0.05                   # assumption: dequantisation std on standardised goals (critic training)
     q_clip: float = 10.0                       # assumption: Q token = clip(raw Q, ±q_clip); raw Q is per goal dim
-    q_head_hidden: tuple[int, ...] = (256, 256)  # assumption: Q̂_φ(s, g) MLP
+    # assumption: Q̂_φ(s_t, g) is an MLP on [s_t; g] (the card's notation). The transformer could emit Q̂_t from the
+    # a_{t−1} token that precedes Q_t, but that state has not seen s_t (README, Losses and optimisation).
+    q_head_hidden: tuple[int, ...] = (256, 256)
     rtg_target: float = 1.0                    # 'rtg': return asked for on every step (sparse 0/1 goal reward)
     # --- loss weights ------------------------------------------------------------------------------------------
     lambda_critic: float = 1.0                 # assumption
