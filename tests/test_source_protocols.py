@@ -257,3 +257,29 @@ def test_lsdt_standardises_state_and_goal_jointly_over_kept_trajectories():
     joint = torch.cat([batch["observations"], batch["goals"]], dim=-1)
     expected = (joint - torch.as_tensor(mean, dtype=torch.float32)) / torch.as_tensor(std, dtype=torch.float32)
     torch.testing.assert_close(agent.states(batch), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_trainer_trains_on_the_source_episodes_and_statistics(tmp_path):
+    """The trainer asks the method for its data (`training_data`, `data_info`) and its dataset's values
+    (`for_dataset`): the run records the split AntMaze trajectories, LSDT's joint statistics and QT's schedule."""
+    from qhyer.runs import read_summary
+    from qhyer.trainer import EvalConfig, LoopConfig, RunConfig, load_run, train
+
+    spec = get_spec("antmaze-umaze-v2")
+    data = tmp_path / "data"
+    data.mkdir()
+    write_antmaze(data / spec.train_file)
+    loop = LoopConfig(steps=2, log_every=1, val_every=2, val_batches=0, checkpoint_every=2, progress=False, threads=1)
+    methods = {"lsdt": LSDTConfig(protocol="source", context_len=4, conv_dim=8, **TINY),
+               "qt": QTConfig(protocol="source", context_len=4, n_candidates=8, **TINY)}
+    for name, method in methods.items():
+        run = train(RunConfig(method=method, dataset=spec.name, data_dir=str(data), run_dir=str(tmp_path / name),
+                              train=loop, eval=EvalConfig(enabled=False)))
+        summary = read_summary(run)
+        assert (summary["protocol"]["dataset_episodes"], summary["protocol"]["dataset_rows"]) == (6, 24)
+        _, agent = load_run(run)
+        if name == "qt":
+            assert (summary["method_config"]["eta"], summary["method_config"]["lr_decay_every"]) == (0.05, 1000)
+        else:  # the recorded goal is the same everywhere: its own statistics, not the observations' xy
+            np.testing.assert_allclose(agent.goal_mean.numpy(), [0.5, 8.0])
+            np.testing.assert_allclose(agent.goal_std.numpy(), [1e-6, 1e-6])
