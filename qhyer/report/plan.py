@@ -65,6 +65,11 @@ def _same(recorded: object, wanted: object) -> bool:
     return str(recorded) == str(wanted)
 
 
+def key_values(claim: dict) -> list:
+    """The values of a claim's `key` it compares: those of its chains (orderings) and trends, each once."""
+    return list(dict.fromkeys(v for levels in (*claim.get("chains", []), *claim.get("trends", [])) for v in levels))
+
+
 class _Unplanned(Exception):
     """The budget cannot measure the claim in full; the message says what it lacks."""
 
@@ -109,7 +114,7 @@ def _variants(claim: dict, config: dict, study: str) -> list[str]:
                 and name == (named or name)}
     key = claim.get("key", "")
     if key == "variant":
-        wanted = list(dict.fromkeys(v for chain in claim["chains"] for v in chain))
+        wanted = key_values(claim)
         lacking = [v for v in wanted if v not in variants]
         if lacking:
             raise _Unplanned(f"the budget has no {study} variant {', '.join(lacking)} with {fields}")
@@ -119,7 +124,7 @@ def _variants(claim: dict, config: dict, study: str) -> list[str]:
             raise _Unplanned(f"no {study} variant of the budget has {fields}")
         return list(variants)
     field, chosen = key.removeprefix("method."), []
-    for value in dict.fromkeys(v for chain in claim["chains"] for v in chain):
+    for value in key_values(claim):
         found = [name for name, f in variants.items() if field in f and _same(f[field], value)]
         if not found:
             raise _Unplanned(f"the budget has no {study} variant with {key}={value}")
@@ -134,7 +139,7 @@ def _methods(claim: dict, config: dict, study: str) -> list[str]:
     elif "method" in claim["match"]:
         wanted = [claim["match"]["method"]]
     elif claim.get("key") == "method":
-        wanted = list(dict.fromkeys(v for chain in claim["chains"] for v in chain))
+        wanted = key_values(claim)
     else:
         wanted = list(offered)
     lacking = [m for m in wanted if m not in offered]
@@ -174,8 +179,7 @@ def claim_baselines(claim: dict) -> list[tuple[str, str]]:
         return []
     datasets = [match["dataset"]] if "dataset" in match else list(claim.get("datasets") or claim.get("total_over")
                                                                     or [])
-    methods = [match["method"]] if "method" in match else \
-        list(dict.fromkeys(m for chain in claim["chains"] for m in chain)) if claim.get("key") == "method" else []
+    methods = [match["method"]] if "method" in match else key_values(claim) if claim.get("key") == "method" else []
     return [(m, d) for m in methods if m != QHYER for d in datasets]
 
 
