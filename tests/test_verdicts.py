@@ -424,7 +424,7 @@ def test_cli_prints_the_staged_design_table(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", arguments)
     main()
     shown = capsys.readouterr().out
-    assert "looks at [3, 4, 5] seeds" in shown and shown.count(" staged ") == 36  # 4 claims x 3 distributions x 3 sds
+    assert "looks at [3, 4, 5] seeds" in shown and shown.count(" staged ") == 45  # 5 claims x 3 distributions x 3 sds
     monkeypatch.setattr(sys, "argv", [*arguments, "--spending", "wald"])
     with pytest.raises(ConfigError, match="wald"):
         main()

@@ -362,9 +362,9 @@ def total_verdict(per_dataset_scores: Mapping[str, object] | Sequence[object], c
 
 def _side(scores: object, what: str) -> list[tuple[np.ndarray, float]]:
     """One side of a difference: per-seed scores, or a list of per-dataset scores whose means are summed."""
-    if isinstance(scores, SeedScores) or not isinstance(scores, list | tuple) or all(np.ndim(s) == 0 for s in scores):
-        return [_group(scores, what)]
-    return [_group(s, f"{what}, dataset {i}") for i, s in enumerate(scores)]
+    if isinstance(scores, list | tuple) and any(isinstance(s, SeedScores) or np.ndim(s) > 0 for s in scores):
+        return [_group(s, f"{what}, dataset {i}") for i, s in enumerate(scores)]
+    return [_group(scores, what)]
 
 
 @dataclass(frozen=True)
