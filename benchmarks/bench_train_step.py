@@ -5,7 +5,8 @@
         [--equal-width 64 --equal-layers 2 --equal-batch 32] [--compile] [--out benchmarks/results/cpu_step_times.csv]
 
 Data: a synthetic dataset with cube-single's sizes (obs 28, act 5; 5 episodes × 200 rows), so the numbers measure
-the update alone. The "default" rows are each method's config defaults, which the `paper` budget leaves as they are;
+the update alone (IQL, which trains on D4RL files only: AntMaze's sizes, obs 29, act 8, with sparse rewards).
+The "default" rows are each method's config defaults, which the `paper` budget leaves as they are;
 the "equal" rows give the sequence models (QHyer, DT, QT, LSDT) the same width, depth and batch; QHyer's target is
 ≤ 1.5× DT's step there. Each row is the median of `--repeats` timed updates after warm-up (compiled: after the
 compiling calls). Compiled = `torch.compile` of the agent's loss function (model, critic and losses, inductor; the
@@ -37,13 +38,17 @@ COLUMNS = ["method", "size", "mode", "params", "ms_per_update", "repeats", "torc
 WARMUP = {"eager": 1, "compiled": 3}  # the first compiled calls compile (and may recompile once)
 
 
-def synthetic_dataset(episodes: int = 5, length: int = 200) -> EpisodeDataset:
-    spec = get_spec("cube-single-play-v0")
+BENCH_DATASETS = {"iql": "antmaze-large-play-v2"}  # methods timed on another dataset's sizes than cube-single's
+
+
+def synthetic_dataset(name: str = "cube-single-play-v0", episodes: int = 5, length: int = 200) -> EpisodeDataset:
+    spec = get_spec(name)
     rng = np.random.default_rng(0)
     rows = episodes * length
+    rewards = None if spec.family == "ogbench" else (rng.random(rows) < 0.01).astype(np.float32)
     return EpisodeDataset(spec.name, np.cumsum(rng.normal(0, 0.1, (rows, spec.obs_dim)), 0),
                           rng.uniform(-1, 1, (rows, spec.action_dim)), np.arange(length, rows + 1, length),
-                          spec.goal_dims, source=tempfile.gettempdir())
+                          spec.goal_dims, rewards=rewards, source=tempfile.gettempdir())
 
 
 def time_update(method: str, overrides: dict, dataset: EpisodeDataset, repeats: int, mode: str) -> tuple[float, int]:
@@ -96,7 +101,8 @@ def main() -> None:
     results, table = {}, []
     for method, size, overrides in rows:
         for mode in modes:
-            seconds, params = time_update(method, overrides, dataset, args.repeats, mode)
+            data = synthetic_dataset(BENCH_DATASETS[method]) if method in BENCH_DATASETS else dataset
+            seconds, params = time_update(method, overrides, data, args.repeats, mode)
             results[(method, size, mode)] = seconds
             table.append({"method": method, "size": size, "mode": mode, "params": params,
                           "ms_per_update": round(1000 * seconds, 3), "repeats": args.repeats,

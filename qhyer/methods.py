@@ -17,6 +17,15 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "iql": ("baselines.iql", "IQLConfig", "IQLAgent"),
 }
 
+# Dataset families a method's runs are planned on (the workflow's cells); methods not listed run on every family.
+# IQL is reward-based and not goal-conditioned: the card quotes it on AntMaze only, and OGBench files store no rewards.
+METHOD_FAMILIES: dict[str, tuple[str, ...]] = {"iql": ("antmaze",)}
+
+
+def runs_on(method: str, family: str) -> bool:
+    """Whether the workflow plans `method` on datasets of `family` (the registry's 'ogbench', 'maze2d', 'antmaze')."""
+    return family in METHOD_FAMILIES.get(method, (family,))
+
 
 def method_classes(name: str) -> tuple[type, type]:
     """(config dataclass, agent class) of a method."""

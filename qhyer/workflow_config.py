@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from qhyer.agent import dataset_family
 from qhyer.data.registry import DATASETS
 from qhyer.errors import ConfigError
-from qhyer.methods import METHODS, method_classes
+from qhyer.methods import METHODS, method_classes, runs_on
 from qhyer.runs import STUDIES, study_datasets, study_variants
 
 # Where each study's datasets are listed in the config (the main study: Tables 1 and 2's lists).
@@ -146,12 +146,14 @@ def _method_config_problems(method: str, layers: list[dict[str, Any]], families:
 def _run_config_problems(config: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> list[str]:
     """Every run's method config as the trainer builds it: the budget's overrides (reported under their key), then
     each study variant's fields (reported once per study, at the first variant that fails)."""
-    def families(study: str) -> set[str]:
-        return {dataset_family(DATASETS[name]) for name in study_datasets(study, config)}
+    def families(study: str, method: str) -> set[str]:
+        """The families of the study's datasets that the workflow plans `method` on (qhyer.methods.runs_on)."""
+        return {dataset_family(DATASETS[name]) for name in study_datasets(study, config)
+                if runs_on(method, DATASETS[name].family)}
 
     studies = [study for study, spec in STUDIES.items() if not spec.section or spec.section in config]
-    all_families = set().union(*map(families, studies))
-    of_overrides = {method: _method_config_problems(method, [fields], all_families)
+    of_overrides = {method: _method_config_problems(method, [fields],
+                                                    set().union(*(families(study, method) for study in studies)))
                     for method, fields in overrides.items()}
     lines = [f"train.method_overrides.{method}: {problem}"
              for method, found in of_overrides.items() for problem in found]
@@ -160,7 +162,8 @@ def _run_config_problems(config: dict[str, Any], overrides: dict[str, dict[str, 
         spec = STUDIES[study]
         for variant, fields in study_variants(study, config).items():
             for method in [m for m in spec.methods or config["methods"] if not of_overrides.get(m)]:
-                for problem in _method_config_problems(method, [overrides.get(method, {}), fields], families(study)):
+                for problem in _method_config_problems(method, [overrides.get(method, {}), fields],
+                                                       families(study, method)):
                     by_study.setdefault((study, problem), f"{spec.section or 'main'} variant {variant}, {method}: "
                                                           f"{problem}")
     return [*lines, *by_study.values()]

@@ -11,6 +11,7 @@ from run_folders import write_run
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError
+from qhyer.methods import runs_on
 from qhyer.report import claims, verdicts
 from qhyer.report.__main__ import main as report_main
 from qhyer.runs import STUDIES, get_study, study_datasets, study_variants, train_steps, workflow_config
@@ -132,13 +133,13 @@ def test_missing_claims(tmp_path):
     other = value_claim("other-dataset", 50, match={"study": "main", "method": "qhyer", "dataset": NOISY})
     source = value_claim("source-study", 50, match={"study": "source", "method": "qhyer", "dataset": PLAY})
     unknown = {"id": "no-dataset", "type": "total", "quote": "q", "match": {"study": "main", "method": "qhyer"},
-               "datasets": [PLAY, "cube-triple-play-v0"], "metric": "success_x100", "value": 1, "protocol": "test"}
+               "datasets": [PLAY, "cube-quintuple-play-v0"], "metric": "success_x100", "value": 1, "protocol": "test"}
     unmeasured = {"id": "unmeasured", "type": "unmeasured", "quote": "q", "value": 25, "reason": "no such metric"}
     result = check(tmp_path, [other, source, unknown, unmeasured], runs)
     assert set(result["verdict"]) == {"missing"}
     assert "dataset=cube-single-noisy-v0" in result.loc["other-dataset", "evidence"]
     assert "study=source" in result.loc["source-study", "evidence"]
-    assert "cube-triple-play-v0 is not in the harness" in result.loc["no-dataset", "evidence"]
+    assert "cube-quintuple-play-v0 is not in the harness" in result.loc["no-dataset", "evidence"]
     assert result.loc["unmeasured", "evidence"] == "no such metric"
 
 
@@ -192,7 +193,8 @@ def paper_runs(root: Path, config: dict, datasets: set[str]) -> list[Path]:
     for study in STUDIES:
         for dataset in (d for d in study_datasets(study, config) if get_spec(d).regenerable and d in datasets):
             for variant, fields in study_variants(study, config).items():
-                for method in get_study(study).methods or config["methods"]:
+                for method in [m for m in get_study(study).methods or config["methods"]
+                               if runs_on(m, get_spec(dataset).family)]:
                     for seed in config["seeds"]:
                         runs.append(write_run(root, budget=config["budget"], study=study, variant=variant,
                                               method=method, dataset=dataset, seed=seed, method_fields=fields,
@@ -224,8 +226,9 @@ def test_paper_budget_makes_every_buildable_claim_comparable(tmp_path):
     assert set(comparable["type"]) == {"value", "total", "ordering", "gain"}
     assert (comparable["n_seeds"] >= len(config["seeds"])).all()
     assert "main.maze2d-medium.qt" in comparable.index  # QT's own number, checked on the source-protocol runs
-    # what stays missing: AntMaze (no files), cube-triple, the unmeasured quantities
+    assert "total.cube-play.hiql" in comparable.index  # over the four cube play datasets, triple/quadruple included
+    # what stays missing: AntMaze (no files), the unmeasured quantities
     missing = result[[not expected[i] for i in result.index]]
     assert set(missing["verdict"]) == {"missing"}
-    assert {"main.antmaze-large-play.qhyer", "main.antmaze-medium-diverse.lsdt", "total.cube-play.qhyer",
+    assert {"main.antmaze-large-play.qhyer", "main.antmaze-large-play.iql", "main.antmaze-medium-diverse.lsdt",
             "coverage.rtg"} <= set(missing.index)

@@ -147,9 +147,9 @@ def test_missing_val_file(tmp_path, clean_env):
 
 def test_unknown_dataset_name(tmp_path, clean_env):
     with pytest.raises(ConfigError) as err:
-        load_dataset("cube-triple-play", data_dir=tmp_path)
-    assert_one_line(err.value, "unknown dataset 'cube-triple-play'", "cube-single-play-v0")
-    assert_one_line_cli_error(run_cli(clean_env, "cube-triple-play"), "unknown dataset")
+        load_dataset("cube-quintuple-play", data_dir=tmp_path)
+    assert_one_line(err.value, "unknown dataset 'cube-quintuple-play'", "cube-single-play-v0")
+    assert_one_line_cli_error(run_cli(clean_env, "cube-quintuple-play"), "unknown dataset")
 
 
 def test_bad_split(tmp_path):

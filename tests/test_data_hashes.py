@@ -29,6 +29,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "data_hashes.json"
 # dataset -> generator arguments; 10 OGBench episodes is the fewest that write a validation episode.
 CASES = {
     "cube-single-play": {"seed": 0, "episodes": 10, "episode_length": 21},
+    "cube-triple-play": {"seed": 0, "episodes": 10, "episode_length": 21},
+    "cube-quadruple-play": {"seed": 0, "episodes": 10, "episode_length": 21},
     "maze2d-umaze": {"seed": 0, "steps": 2000},
 }
 # Packages whose versions can change these bytes: the simulators, the arrays, the writers and their zlib.

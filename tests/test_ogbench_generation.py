@@ -107,11 +107,34 @@ def test_validation_split_has_a_tenth_of_the_episodes(tmp_path):
     assert len(ogbench.load_dataset(str(val_path), compact_dataset=True)["observations"]) == 20
 
 
-@pytest.mark.parametrize("name", ["cube-double-noisy", "puzzle-3x3-play"])
+@pytest.mark.parametrize("name", ["cube-double-noisy", "puzzle-3x3-play", "cube-quadruple-play"])
 def test_one_and_two_workers_write_identical_bytes(name, tmp_path):
     one = generate(name, tmp_path / "w1", episodes=3, episode_length=25, workers=1)
     two = generate(name, tmp_path / "w2", episodes=3, episode_length=25, workers=2)
     assert one["files"] == two["files"] and one["config"] == two["config"]
+
+
+def test_cube_triple_and_quadruple_follow_the_official_sizes_and_stacking_probabilities():
+    """commands.sh: 3000 / 5000 episodes of 1001 steps, evaluation limit 1000; generate_manipspace.py: p_stack per
+    episode U(0.05, 0.35) / U(0.1, 0.5)."""
+    for name, episodes, (low, high) in (("cube-triple-play", 3000, (0.05, 0.35)),
+                                        ("cube-quadruple-play", 5000, (0.1, 0.5))):
+        spec = get_spec(name)
+        assert (spec.train_episodes, spec.episode_length, spec.eval_max_steps) == (episodes, 1001, 1000)
+        state = np.random.get_state()
+        np.random.seed(0)
+        draws = np.array([ogbench_gen._draw_p_stack(spec.env_id) for _ in range(500)])
+        np.random.set_state(state)
+        assert draws.min() >= low and draws.max() <= high
+        assert draws.min() < low + 0.02 and draws.max() > high - 0.02  # the whole range, not a constant
+
+
+def test_an_env_the_installed_ogbench_lacks_is_a_one_line_error(tmp_path):
+    spec = dataclasses.replace(get_spec("cube-quadruple-play"), name="cube-quintuple-play-v0",
+                               env_id="cube-quintuple-v0")
+    with pytest.raises(ConfigError, match="does not register cube-quintuple-v0"):
+        generate(spec, tmp_path)
+    assert leftovers(tmp_path) == []
 
 
 def test_seeds_change_the_data_and_episodes_do_not_depend_on_the_count(tmp_path):

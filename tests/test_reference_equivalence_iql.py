@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_reference_equivalence import close
 from torch import nn
 
 from baselines.iql import IQLAgent, IQLConfig
 from qhyer.agent import DataInfo
 from qhyer.data.registry import DatasetSpec
-from test_reference_equivalence import TOLERANCE, close
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reference" / "iql.json"
 # Our metric → the reference's info entry (a callable for the array it logs).

@@ -255,11 +255,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if not (args.iql / "learner.py").is_file():
-        raise UserError(f"{args.iql}/learner.py not found", "point --iql at a checkout of ikostrikov/implicit_q_learning")
+        raise UserError(f"{args.iql}/learner.py not found",
+                        "point --iql at a checkout of ikostrikov/implicit_q_learning")
     try:
         import jax
     except ImportError as err:
-        raise UserError("JAX is not installed in this interpreter", "run it in the scratch venv of the docstring") from err
+        raise UserError("JAX is not installed in this interpreter",
+                        "run it in the scratch venv of the docstring") from err
     import flax
     flax.config.update("flax_return_frozendict", True)  # common.py:62
     if not hasattr(jax, "tree_multimap"):

@@ -19,6 +19,7 @@ import signal
 import time
 import warnings
 from collections.abc import Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,17 @@ def _oracle(spec: DatasetSpec) -> tuple[type, dict[str, Any]]:
     raise ConfigError(f"unknown OGBench dataset type '{spec.kind}' for {spec.name}", "use 'play' or 'noisy'")
 
 
+# Per-episode stacking probability (generate_manipspace.py): U(low, high) per multi-cube env; cube-single 0 (no
+# draw); puzzle envs accept and ignore the script's fixed 0.5.
+P_STACK_RANGES = {"cube-double": (0.0, 0.25), "cube-triple": (0.05, 0.35), "cube-quadruple": (0.1, 0.5)}
+
+
 def _draw_p_stack(env_id: str) -> float:
-    # Per-episode stacking probability (generate_manipspace.py); puzzle envs accept and ignore it.
-    if env_id.startswith("cube-single"):
+    stem = env_id.rsplit("-", 1)[0]
+    if stem == "cube-single":
         return 0.0
-    if env_id.startswith("cube-double"):
-        return np.random.uniform(0.0, 0.25)
+    if stem in P_STACK_RANGES:
+        return np.random.uniform(*P_STACK_RANGES[stem])
     return 0.5
 
 
@@ -195,6 +201,9 @@ def generate(spec: DatasetSpec, out_dir: str | Path, *, seed: int = 0, workers: 
         if value < minimum:
             raise ConfigError(f"{label} must be at least {minimum} (got {value})")
     oracle_cls, oracle_kwargs = _oracle(spec)
+    if spec.env_id not in gymnasium.registry:
+        raise ConfigError(f"the installed ogbench ({metadata.version('ogbench')}) does not register {spec.env_id}, "
+                          f"which {spec.name} needs", "install the ogbench version of requirements (1.2.2)")
 
     val_episodes = episodes // 10
     jobs = [(slot, np.random.SeedSequence(seed, spawn_key=(split, index)))

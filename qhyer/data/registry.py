@@ -65,16 +65,19 @@ class DatasetSpec:
 
 def _ogbench_specs() -> list[DatasetSpec]:
     envs = {
-        # env stem: (obs_dim, goal_dims, train episodes, eval steps, noisy p_random_action)
+        # env stem: (obs_dim, goal_dims, train episodes, eval steps, noisy p_random_action; None: no noisy dataset)
         "cube-single": (28, cube_goal_dims(1), 1000, 200, 0.1),
         "cube-double": (37, cube_goal_dims(2), 1000, 500, 0.1),
         "puzzle-3x3": (55, puzzle_goal_dims(9), 1000, 500, 0.2),
         "puzzle-4x4": (83, puzzle_goal_dims(16), 1000, 500, 0.2),
         "puzzle-4x5": (99, puzzle_goal_dims(20), 3000, 1000, 0.2),
+        # play only: the card's cube-play total needs these two; commands.sh sizes 3000 / 5000 episodes
+        "cube-triple": (46, cube_goal_dims(3), 3000, 1000, None),
+        "cube-quadruple": (55, cube_goal_dims(4), 5000, 1000, None),
     }
     specs = []
     for stem, (obs_dim, goal_dims, episodes, eval_steps, p_random) in envs.items():
-        for kind in ("play", "noisy"):
+        for kind in ("play", "noisy") if p_random is not None else ("play",):
             specs.append(DatasetSpec(
                 name=f"{stem}-{kind}-v0", family="ogbench", env_id=f"{stem}-v0", kind=kind,
                 obs_dim=obs_dim, action_dim=5, goal_dims=goal_dims, train_episodes=episodes,

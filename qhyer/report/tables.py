@@ -354,7 +354,9 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
     notes = [BEST_ROW_NOTE, INTERVAL_NOTE,
              "Columns `<method> (source)`: DT, QT and LSDT under their authors' own D4RL protocols (D4RL rewards "
              "and RTG targets, best evaluation over training); the others: the harness's uniform goal-relabelled "
-             "protocol."]
+             "protocol.",
+             "Column `iql`: IQL (baselines/iql.py) under its authors' reward-based protocol (D4RL rewards r − 1, 1M "
+             "updates, final evaluation), on AntMaze only; it is not goal-conditioned."]
     return Table("Table 2: D4RL (Maze2d normalised score, AntMaze success %)", tidy, [section], notes,
                  run_table(episodes))
 

@@ -8,7 +8,7 @@ import yaml
 from pathlib import Path
 
 from qhyer.data.registry import DATASETS, get_spec
-from qhyer.methods import METHODS
+from qhyer.methods import METHODS, runs_on
 from qhyer.report.cost import job_time_limits
 from qhyer.runs import STUDIES, eval_schedule, merge_config, run_dir, study_variants, train_steps
 from qhyer.workflow_config import check_workflow_config
@@ -90,6 +90,7 @@ def run_dirs(study, datasets):
     methods = STUDIES[study].methods or config["methods"]
     return [run_dir(config["runs_root"], BUDGET, study, v, m, d, s)
             for d in datasets if available(d) for v in study_variants(study, config) for m in methods
+            if runs_on(m, get_spec(d).family)
             for s in config["seeds"]]
 
 
