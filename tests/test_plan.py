@@ -117,9 +117,11 @@ def test_citation_check_says_quoted_correctly_misquoted_or_not_vendored(tmp_path
 
 
 def test_the_vendored_file_loads_and_every_quote_it_names_is_a_claim():
-    found = published.load()
-    table = published.citation_check(claims.load_claims(), found)
-    assert len(table) == len({c for s in found.summaries for c in s.quoted_by})
+    found, doc = published.load(), claims.load_claims()
+    quoted = {c for s in found.summaries for c in s.quoted_by}
+    assert quoted <= {c["id"] for c in doc["claims"]}  # no entry quotes a claim the card's file lacks
+    table = published.citation_check(doc, found)
+    assert len(table) == len(quoted)
     assert set(table["verdict"]) <= {published.QUOTED_CORRECTLY, published.MISQUOTED, published.NOT_VENDORED}
 
 
@@ -169,3 +171,24 @@ def test_plan_cli_prints_the_runs_of_the_selected_claims(capsys):
     assert report_cli(["plan", "--budget", "smoke", "--claims", "gain.cube-single-play"]) == 0
     out = capsys.readouterr().out
     assert "Stage 1 starts 6 runs" in out and "gciql   cube-single-play-v0" in out
+
+
+def test_a_published_baseline_is_compared_through_its_summary_and_its_own_number_cited(tmp_path):
+    doc = {**STAGED_CLAIMS, "claims": [
+        {"id": "gain", "type": "ordering", "quote": "q", "match": {"study": "main", "dataset": CUBE}, "key": "method",
+         "chains": [["qhyer", "gciql"]], "protocol": "any"},
+        {"id": "gciql", "type": "value", "quote": "q", "match": {"study": "main", "method": "gciql", "dataset": CUBE},
+         "metric": "success_x100", "value": 10, "protocol": "any"}]}
+    claims_file = tmp_path / "claims.yaml"
+    claims_file.write_text(yaml.safe_dump(doc))
+    summaries = published_file(tmp_path, [{**entry("gciql", CUBE, ["gciql"], mean=10.4, sd=2.0, seeds=8),
+                                           "protocol": "any"}])
+    runs = [write_run(tmp_path / "runs", method="qhyer", seed=s, score=80.0) for s in range(3)]
+    check, next_plan, _ = verify.decide_stage(1, None, runs, claims_file, ["*"], verdicts.SequentialDesign(3, 1, 4),
+                                              "published", summaries)
+    rows = check.set_index("id")
+    assert rows.loc["gain", "verdict"] == "reproduced" and rows.loc["gain", "baselines_rerun"] == ""
+    assert rows.loc["gain", "baselines_published"] == f"gciql on {CUBE}"
+    assert rows.loc["gain", "evidence"].startswith("Published baselines: gciql on cube-single-play-v0: published 10.4")
+    assert rows.loc["gciql", "verdict"] == published.QUOTED_CORRECTLY  # card 10, source 10.4: within half a unit
+    assert next_plan["active"] == [] and next_plan["done"]

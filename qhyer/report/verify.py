@@ -35,6 +35,7 @@ from qhyer.io import write_text_atomic
 from qhyer.report import claims as claims_check
 from qhyer.report import plan, published, verdicts
 from qhyer.report.tables import to_markdown, write_csv
+from qhyer.rollout.eval_env import eval_tasks
 
 DECIDED = (verdicts.REPRODUCED, verdicts.BELOW, verdicts.ABOVE, verdicts.REVERSED)
 STAGE_COLUMNS = ("stage", "seeds", "level", "next_seeds", "baselines_published", "baselines_rerun")
@@ -80,6 +81,10 @@ def _published_rows(summaries: list[published.Summary], doc: dict, template: pd.
                         "metric": template.get("metric", math.nan),
                         "steps_trained": protocol.get("steps", math.nan),
                         "episodes_evaluated": protocol.get("episodes_per_task", math.nan),
+                        # its final evaluation's episodes (the claims check's floor on a seed's sd); the run's own
+                        # where the protocol states none
+                        "episodes_scored": protocol["episodes_per_task"] * len(eval_tasks(spec))
+                        if "episodes_per_task" in protocol else template.get("episodes_scored", math.nan),
                         "protocol.dataset_rows": official,
                         **{f"protocol.{k}": protocol.get(k, math.nan) for k in ("eval_aggregate", "eval_every",
                                                                                   "eval_last_k")},
@@ -119,7 +124,8 @@ def decide(claim: dict, doc: dict, meas: claims_check.Measurements, n_seeds: int
     if used:
         exact = [f"{m} on {d}" for m, d in used if summaries.get(m, d).sd is None]
         row["evidence"] = ("Published baselines: " + "; ".join(summaries.get(m, d).label() for m, d in used)
-                           + (f" ({', '.join(exact)}: published without a spread, treated as exact)" if exact else "")
+                           + (f" ({', '.join(exact)}: published without a spread, its seeds' spread taken as 0, "
+                              "bounded below by one evaluation's sampling error like every side)" if exact else "")
                            + ". " + row["evidence"])
     rerun = [f"{m} on {d}" for m, d in plan.claim_baselines(claim) if (m, d) not in used]
     return {**row, "level": level, "baselines_published": "; ".join(f"{m} on {d}" for m, d in used),
