@@ -68,8 +68,8 @@ OFFICIAL_SIZE = "official_size"
 NOT_COMPARABLE, MISSING = "not comparable", "missing"
 VERDICTS = (*verdicts.VERDICTS, NOT_COMPARABLE, MISSING)
 COLUMNS = ("id", "type", "verdict", "claimed", "tolerance", "band_low", "band_high", "estimate", "ci_low", "ci_high",
-           "n_seeds", "interval_method", "seeds_to_decide", "protocol", "protocol_met", "budget", *PROVENANCE_COLUMNS,
-           "evidence", "assumption", "quote", "value_source")
+           "n_seeds", "interval_method", "seeds_to_decide", "expected", "protocol", "protocol_met", "budget",
+           *PROVENANCE_COLUMNS, "evidence", "assumption", "quote", "value_source")
 ALLOW_MIXED = "--allow-mixed-provenance"
 
 
@@ -103,18 +103,24 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
             raise ConfigError(f"{path}: claim '{ident}' lacks {', '.join(lacking) or 'a known protocol'}")
         if claim["type"] in ("value", "total") and tolerance_of(claim, doc) is None:
             raise ConfigError(f"{path}: claim '{ident}' has no tolerance", "give `tolerance` or a `metric` default")
+        if claim["type"] == "gain" and not claim.get("value", 1) > 0:
+            raise ConfigError(f"{path}: gain claim '{ident}' states gain {claim['value']}", "a gain is > 0")
+        if any(len(trend) < 2 for trend in claim.get("trends", [])):
+            raise ConfigError(f"{path}: claim '{ident}' has a trend of fewer than two levels")
         seen.add(ident)
     return doc
 
 
-def tolerance_of(claim: dict, doc: dict) -> float | None:
-    """The claim's own tolerance, else its metric's default (a total: per dataset, times the datasets)."""
+def tolerance_of(claim: dict, doc: dict, metric: str = "") -> float | None:
+    """The claim's own tolerance, else its metric's default (`metric`: the runs', where the claim names none) per
+    mean it adds or subtracts: a total's datasets, a gain's two sides (each summed over `total_over`)."""
     if "tolerance" in claim:
         return float(claim["tolerance"])
-    default = doc["tolerances"].get(claim.get("metric", ""))
+    default = doc["tolerances"].get(claim.get("metric", metric))
     if default is None:
         return None
-    return float(default) * (len(claim["datasets"]) if claim["type"] == "total" else 1)
+    means = {"total": len(claim.get("datasets", ())), "gain": 2 * len(claim.get("total_over", [None]))}
+    return float(default) * means.get(claim["type"], 1)
 
 
 # --- what was measured ------------------------------------------------------------------------------------------
@@ -135,7 +141,16 @@ def _scored(record: dict) -> dict:
     column, scale, metric = SCORES[get_spec(record["dataset"]).family]
     final = episodes[episodes["step"] == episodes["step"].max()]
     return {**record, "metric": metric, "score": float(stats.seed_scores(episodes, column).iloc[0]) * scale,
-            "episodes_evaluated": int(final.groupby("task").size().min())}
+            "episodes_evaluated": int(final.groupby("task").size().min()), "episodes_scored": len(final)}
+
+
+def _seed_scores(rows: pd.DataFrame, values: np.ndarray | None = None) -> verdicts.SeedScores:
+    """The rows' per-seed scores (or `values` computed from them); success rates carry the sampling sd of one
+    seed's final evaluation (`episodes_scored` binary episodes) as the floor of their spread."""
+    values = rows["score"].to_numpy(float) if values is None else values
+    if "episodes_scored" not in rows or set(rows["metric"]) != {"success_x100"}:
+        return verdicts.SeedScores(values)
+    return verdicts.SeedScores(values, verdicts.binomial_sd_floor(values, int(rows["episodes_scored"].min())))
 
 
 def measure(paths: Iterable[str | Path]) -> Measurements:
@@ -241,14 +256,15 @@ class Outcome:
     detail: str
 
 
-def _value(claim: dict, doc: dict, meas: Measurements) -> Outcome:
+def _value(claim: dict, doc: dict, meas: Measurements, level: float = stats.LEVEL) -> Outcome:
     """One score per seed: its run's, or over several datasets the mean of its runs' (`stats.seed_means_over_
     datasets`; a seed lacking one of the datasets is left out and named)."""
     rows = _rows(meas, claim)
     per_seed, incomplete = stats.seed_means_over_datasets(rows, "score")
     if per_seed.empty:
         raise Missing(f"no seed has runs on every dataset matched ({', '.join(sorted(rows['dataset'].unique()))})")
-    decision = verdicts.value_verdict(per_seed.to_numpy(float), claim["value"], tolerance_of(claim, doc))
+    decision = verdicts.value_verdict(_seed_scores(rows, per_seed.to_numpy(float)), claim["value"],
+                                      tolerance_of(claim, doc), level=level)
     datasets = sorted(rows["dataset"].unique())
     shown = ", ".join(f"{s:.4g}" for s in per_seed)
     if len(datasets) == 1:
@@ -259,75 +275,93 @@ def _value(claim: dict, doc: dict, meas: Measurements) -> Outcome:
                    f"{shown}{left_out}")
 
 
-def _total(claim: dict, doc: dict, meas: Measurements) -> Outcome:
+def _total(claim: dict, doc: dict, meas: Measurements, level: float = stats.LEVEL) -> Outcome:
     _dataset_missing(claim, claim["datasets"])
     per_dataset = {d: _rows(meas, claim, dataset=d) for d in claim["datasets"]}
-    decision = verdicts.total_verdict({d: r["score"].to_numpy(float) for d, r in per_dataset.items()},
-                                      claim["value"], tolerance_of(claim, doc))
+    decision = verdicts.total_verdict({d: _seed_scores(r) for d, r in per_dataset.items()},
+                                      claim["value"], tolerance_of(claim, doc), level=level)
     parts = " + ".join(f"{d} {r['score'].mean():.4g} ({len(r)} seeds)" for d, r in per_dataset.items())
     return Outcome(decision, pd.concat(per_dataset.values(), ignore_index=True), f"sum of means: {parts}")
 
 
-def _aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Two sides' scores, in seed order when both ran the same seeds (then the test pairs them by seed)."""
-    if sorted(a["seed"]) == sorted(b["seed"]):
-        return a.sort_values("seed")["score"].to_numpy(float), b.sort_values("seed")["score"].to_numpy(float)
-    return a["score"].to_numpy(float), b["score"].to_numpy(float)
+def _aligned(*sides: pd.DataFrame) -> list[verdicts.SeedScores]:
+    """Sides' scores, in seed order when all ran the same seeds (then the test pairs them by seed)."""
+    if all(sorted(side["seed"]) == sorted(sides[0]["seed"]) for side in sides):
+        sides = tuple(side.sort_values("seed") for side in sides)
+    return [_seed_scores(side) for side in sides]
 
 
-def _differences(claim: dict, doc: dict, meas: Measurements) -> Outcome:
-    """Ordering and gain claims: along each chain, every value of `key` beats the next one, on every dataset
-    (or, with `total_over`, in the total over those datasets)."""
+def _differences(claim: dict, doc: dict, meas: Measurements, level: float = stats.LEVEL) -> Outcome:
+    """Ordering and gain claims: along each chain, every value of `key` beats the next one, and along each of
+    `trends` the scores rise (one test of the slope), on every dataset (or, with `total_over`, in the total over
+    those datasets). A gain claim with a `value` checks the claimed gain within its tolerance too."""
+    contrasts, found = [], []
     if "total_over" in claim:
         _dataset_missing(claim, claim["total_over"])
         chain = claim["chains"][0]
         sides = {v: [_rows(meas, claim, dataset=d, **{claim["key"]: v}) for d in claim["total_over"]] for v in chain}
-        pairs = [([r["score"].to_numpy(float) for r in sides[a]], [r["score"].to_numpy(float) for r in sides[b]])
-                 for a, b in pairwise(chain)]
-        decision = verdicts.difference_verdict(pairs, labels=[f"total {a} > total {b}" for a, b in pairwise(chain)])
+        contrasts = [verdicts.Contrast.difference(f"total {a} > total {b}", [_seed_scores(r) for r in sides[a]],
+                                                  [_seed_scores(r) for r in sides[b]]) for a, b in pairwise(chain)]
         found = [r for rows in sides.values() for r in rows]
     else:
         datasets = claim.get("datasets", [None])
         _dataset_missing(claim, [d for d in datasets if d])
-        pairs, labels, found = [], [], []
         for dataset in datasets:
-            where = {"dataset": dataset} if dataset else {}
+            where, prefix = ({"dataset": dataset}, f"{dataset}: ") if dataset else ({}, "")
             for chain in claim["chains"]:
                 sides = [_rows(meas, claim, **where, **{claim["key"]: value}) for value in chain]
                 found += sides
-                for (va, a), (vb, b) in pairwise(zip(chain, sides, strict=True)):
-                    pairs.append(_aligned(a, b))
-                    labels.append(f"{dataset + ': ' if dataset else ''}{va} > {vb}")
-        decision = verdicts.difference_verdict(pairs, labels=labels)
+                contrasts += [verdicts.Contrast.difference(f"{prefix}{va} > {vb}", *_aligned(a, b))
+                              for (va, a), (vb, b) in pairwise(zip(chain, sides, strict=True))]
+            for trend in claim.get("trends", []):
+                sides = [_rows(meas, claim, **where, **{claim["key"]: value}) for value in trend]
+                found += sides
+                contrasts.append(verdicts.Contrast.trend(f"{prefix}rise over {' < '.join(map(str, trend))} (slope "
+                                                         "per step)", _aligned(*sides)))
+    rows = pd.concat(found, ignore_index=True)
+    if claim["type"] == "gain" and "value" in claim:
+        if len(contrasts) != 1:
+            raise ConfigError(f"claim '{claim['id']}': a gain with a value compares one pair, not {len(contrasts)}",
+                              "give one chain of two and one dataset (or `total_over`)")
+        tolerance = tolerance_of(claim, doc, distinct(rows["metric"]))
+        if tolerance is None:
+            raise ConfigError(f"claim '{claim['id']}' has no tolerance", "give `tolerance` or a `metric` default")
+        decision = verdicts.gain_verdict(*contrasts[0].sides, claim["value"], tolerance, level,
+                                         label=contrasts[0].label)
+        return Outcome(decision, rows, f"{contrasts[0].label}: {decision.estimate:+.4g} [{decision.ci_low:.4g}, "
+                                       f"{decision.ci_high:.4g}], claimed +{claim['value']:g} ± {tolerance:g}")
+    decision = verdicts.contrast_verdict(contrasts, level)
     shown = "; ".join(f"{d.label}: {d.estimate:+.4g} [{d.low:.4g}, {d.high:.4g}]" for d in decision.differences)
-    return Outcome(decision, pd.concat(found, ignore_index=True), shown)
+    return Outcome(decision, rows, shown)
 
 
 CHECKS = {"value": _value, "total": _total, "ordering": _differences, "gain": _differences}
 
 
-def check_claim(claim: dict, doc: dict, meas: Measurements) -> dict:
-    """One row of claims_check.csv."""
+def check_claim(claim: dict, doc: dict, meas: Measurements, level: float = stats.LEVEL) -> dict:
+    """One row of claims_check.csv; `level`: of its intervals (the staged design's repeated intervals: verify.py)."""
     protocol_name = claim.get("protocol", "")
     protocol = doc["protocols"].get(protocol_name, {})
     tolerance = tolerance_of(claim, doc) if claim["type"] in ("value", "total") else math.nan
     result = {"id": claim["id"], "type": claim["type"], "claimed": claim.get("value", math.nan),
               "tolerance": tolerance, "band_low": math.nan, "band_high": math.nan, "estimate": math.nan,
               "ci_low": math.nan, "ci_high": math.nan, "n_seeds": math.nan, "interval_method": "",
-              "seeds_to_decide": math.nan, "protocol": protocol_name, "protocol_met": "", "budget": "",
-              "assumption": claim.get("assumption", ""), "quote": claim["quote"],
+              "seeds_to_decide": math.nan, "expected": "", "protocol": protocol_name, "protocol_met": "",
+              "budget": "", "assumption": claim.get("assumption", ""), "quote": claim["quote"],
               "value_source": claim.get("value_source", "")}
     try:
         if claim["type"] == "unmeasured":
             raise Missing(claim["reason"])
-        outcome = CHECKS[claim["type"]](claim, doc, meas)
+        outcome = CHECKS[claim["type"]](claim, doc, meas, level)
     except Missing as gap:
         return {**result, "verdict": MISSING, "evidence": str(gap)}
     d = outcome.decision
     result.update(band_low=d.tolerance[0], band_high=d.tolerance[1], estimate=d.estimate, ci_low=d.ci_low,
                   ci_high=d.ci_high, n_seeds=d.n_seeds, interval_method=d.interval_method,
-                  seeds_to_decide=d.seeds_to_decide, budget=distinct(outcome.rows["budget"]),
+                  seeds_to_decide=d.seeds_to_decide, expected=d.expected, budget=distinct(outcome.rows["budget"]),
                   **{c: distinct(outcome.rows[c]) for c in PROVENANCE_COLUMNS})
+    if claim["type"] == "gain" and "value" in claim:  # the tolerance may come from the runs' metric
+        result["tolerance"] = d.tolerance[1] - claim["value"]
     short = _shortfalls(outcome.rows, protocol, d.n_seeds)
     result["protocol_met"] = "no: " + "; ".join(short) if short else "yes"
     evidence = f"{d.reason}. {outcome.detail}"
@@ -397,13 +431,22 @@ def report_markdown(check: pd.DataFrame, doc: dict, provenance: Iterable[str] = 
     def fmt(value: float) -> str:
         return "" if pd.isna(value) else f"{value:.4g}"
 
+    def to_decide(row: tuple) -> str:  # the plug-in plan of an undecided claim (verdicts: seeds_to_decide)
+        if row.verdict != verdicts.INCONCLUSIVE or pd.isna(row.seeds_to_decide):
+            return ""
+        seeds = "∞" if math.isinf(row.seeds_to_decide) else f"{row.seeds_to_decide:.0f}"
+        return f"{seeds} seeds → {row.expected}"
+
     rows = pd.DataFrame({
-        "claim": check["id"], "claimed": check["claimed"].map(fmt),
+        "claim": check["id"],
+        "claimed": [f"+{fmt(r.claimed)}" if r.type == "gain" and not pd.isna(r.claimed) else fmt(r.claimed)
+                    for r in check.itertuples()],
         "band": [f"[{fmt(r.band_low)}, {fmt(r.band_high)}]" if not pd.isna(r.band_low) else ""
                  for r in check.itertuples()],
         "measured [95% CI]": [f"{fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if not pd.isna(r.estimate)
                               else "" for r in check.itertuples()],
-        "seeds": check["n_seeds"].map(fmt), "verdict": check["verdict"], "evidence": check["evidence"]})
+        "seeds": check["n_seeds"].map(fmt), "verdict": check["verdict"],
+        "to decide (plug-in)": [to_decide(r) for r in check.itertuples()], "evidence": check["evidence"]})
     measured = check[check["verdict"] != MISSING]
     return "\n\n".join([
         f"# Claims check: {doc['paper']}",
