@@ -48,6 +48,8 @@ def test_identical_success_rates_do_not_decide_on_one_evaluation(tmp_path):
     assert episodes == 250 and result.loc["value", "ci_high"] - 100 == pytest.approx(
         verdicts.sps.t.ppf(0.975, 4) * floor / np.sqrt(5))
     assert result.loc["value", "expected"] == verdicts.REPRODUCED and result.loc["value", "seeds_to_decide"] > 5
+    doc = claims.load_claims(claims_file(tmp_path, [value]))
+    assert "(toward reproduced)" in claims.explain("value", doc, claims.measure(runs))
 
 
 def tau_runs(root, means: dict[float, float], seeds: int = 4) -> list:

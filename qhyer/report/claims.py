@@ -407,7 +407,8 @@ def explain(claim_id: str, doc: dict, meas: Measurements, allow_mixed_provenance
               f"interval: {row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]; "
               f"band [{row['band_low']:.4g}, {row['band_high']:.4g}]",
               f"protocol met: {row['protocol_met'] or '-'}",
-              f"seeds in the interval: {row['n_seeds']:.4g}; seeds that would decide it: {row['seeds_to_decide']:.4g}",
+              f"seeds in the interval: {row['n_seeds']:.4g}; seeds that would decide it: {row['seeds_to_decide']:.4g}"
+              + (f" (toward {row['expected']})" if row["expected"] else ""),
               f"verdict: {row['verdict']} — {row['evidence']}"]
     return "\n".join(lines) + "\n"
 
