@@ -123,7 +123,8 @@ class SequenceConfig(MethodConfig):
 @dataclass
 class CosineDecayConfig(SequenceConfig):
     """A sequence model whose learning rate decays by cosine to 0 over its whole run (QT, LSDT): the decay length
-    follows the run's budget, so a short run still anneals instead of stopping at a fraction of its schedule."""
+    follows the run's budget, so a short run still anneals instead of stopping at a fraction of its schedule. QT's
+    source protocol sets its own length instead (run.sh's max_iters iterations, which outlast its early stop)."""
 
     lr_decay_steps: int = 0       # updates of the cosine decay; 0 = the run's train.steps
     lr_decay_every: int = 1       # updates per step of the schedule (QT's source protocol: once per 1000 updates)
