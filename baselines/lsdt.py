@@ -174,7 +174,8 @@ class LSDTAgent(SequenceAgent):
         self.model = RTGTransformer(self.state_dim, info.action_dim, cfg.embed_dim, info.max_episode_length, blocks,
                                     embed_dropout=0.0, final_norm=False)  # LSDT: embed_ln only, no final norm
         self.model.apply(xavier_init)
-        self.init_optimizer(lambda opt: warmup_cosine_schedule(opt, cfg.warmup_steps, cfg.lr_decay_steps))
+        self.init_optimizer(lambda opt: warmup_cosine_schedule(opt, cfg.warmup_steps, cfg.lr_decay_steps,
+                                                                cfg.lr_decay_every))
 
     def make_sampler(self, dataset: EpisodeDataset, seed: int) -> WindowSampler:
         if self.cfg.protocol != "source":
