@@ -148,9 +148,10 @@ def _seed_scores(rows: pd.DataFrame, values: np.ndarray | None = None) -> verdic
     """The rows' per-seed scores (or `values` computed from them); success rates carry the sampling sd of one
     seed's final evaluation (`episodes_scored` binary episodes) as the floor of their spread."""
     values = rows["score"].to_numpy(float) if values is None else values
-    if "episodes_scored" not in rows or set(rows["metric"]) != {"success_x100"}:
+    episodes = rows["episodes_scored"].min() if "episodes_scored" in rows else math.nan
+    if pd.isna(episodes) or set(rows["metric"]) != {"success_x100"}:  # not a success rate, or episodes unknown
         return verdicts.SeedScores(values)
-    return verdicts.SeedScores(values, verdicts.binomial_sd_floor(values, int(rows["episodes_scored"].min())))
+    return verdicts.SeedScores(values, verdicts.binomial_sd_floor(values, int(episodes)))
 
 
 def measure(paths: Iterable[str | Path]) -> Measurements:
