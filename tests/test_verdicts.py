@@ -285,7 +285,7 @@ def test_trend_has_the_power_that_adjacent_differences_lack():
     step_lows = [INTERVALS["t"]([hi - lo], [1.0], 0.95, 0, rng)[0] for lo, hi in pairwise(levels)]
     chain_power = float((np.stack(step_lows) > 0).all(axis=0).mean())
     trend_power = float((trend_low > 0).mean())
-    assert chain_power < 0.2 and trend_power > 0.95
+    assert chain_power < 0.02 and trend_power > 0.99
 
 
 def test_seeds_for_k_differences_give_the_claim_80_percent_power():

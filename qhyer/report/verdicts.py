@@ -35,7 +35,7 @@ tasks). Episodes are never pooled across seeds, so every interval measures seed-
 * Trends (`Contrast.trend`): a claim that scores rise over k ordered levels (the card's tau 0.5 ... 0.9) is one
   test of the least-squares slope over the levels' positions (the mean rise per step), not k - 1 adjacent
   differences that must all be decided: at +5 per step, seed sd 6 and 8 seeds the slope is shown > 0 in more
-  than 95% of experiments, all four adjacent differences in under 20% (tests/test_verdicts.py). A trend is a
+  than 99% of experiments, all four adjacent differences in 0.1% (tests/test_verdicts.py). A trend is a
   contrast like a difference: ordering claims are intersection-union tests over their contrasts.
 * Zero spread (all seeds equal, e.g. deterministic runs or a saturated success rate): without more the interval
   is the point and the point alone decides. A seed's score is itself a mean over evaluation episodes, so
