@@ -64,7 +64,7 @@ tasks). Episodes are never pooled across seeds, so every interval measures seed-
   Over all looks, true claims are called `below`/`above`/`reversed` at most 2.9% of the time and claims two
   tolerances off `reproduced` at most 1.6%. At the least favourable false claim (the truth just at a band edge,
   or a contrast of exactly 0) normal seed scores give at most 2.9% (3.7% for trends, Welch-Satterthwaite over 4
-  means), but skewed ones 6-14% (fixed 8 seeds: 5-9%): the one-sided error of t-intervals under skew at few
+  means), but skewed ones 4-14% (fixed 8 seeds: 2-9%): the one-sided error of t-intervals under skew at few
   seeds, which stopping at the first look that decides accumulates.
 """
 
