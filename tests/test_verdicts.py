@@ -339,6 +339,9 @@ def test_design_looks_unplanned_looks_and_bad_settings():
     assert design.level_at(12) == design.level_at(10)
     unplanned = design.level_at(6)  # boundary for looks 2, 5 and 6
     assert design.level_at(5) != unplanned and 0.95 < unplanned < 1
+    early = SequentialDesign(first_seeds=2, max_seeds=64, spending="obrien-fleming")  # spends ~1e-28 at 2 seeds
+    assert early.level_at(2) < 1
+    assert value_verdict([1.0, 1.1], 1.0, 5.0, level=early.level_at(2)).verdict == INCONCLUSIVE
     for bad in ({"first_seeds": 1}, {"step_seeds": 0}, {"max_seeds": 2}, {"alpha": 1.5}, {"spending": "wald"},
                 {"spending": "hsd:0"}, {"spending": "power:x"}):
         with pytest.raises(ConfigError):

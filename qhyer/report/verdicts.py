@@ -206,12 +206,12 @@ def _planned_seeds(sd: float, margin: float, alpha: float, beta: float, t_quanti
     q the normal quantiles, or the t_{n-1} ones when `t_quantiles`."""
     if margin <= 0:
         return math.inf
-    n = max(2, math.ceil(((sps.norm.ppf(1 - alpha) + sps.norm.ppf(1 - beta)) * sd / margin) ** 2))
+    n = max(2, math.ceil(((sps.norm.isf(alpha) + sps.norm.isf(beta)) * sd / margin) ** 2))  # isf: exact at tiny alpha
     if n > MAX_PLANNED_SEEDS:  # a margin near 0: no feasible number of seeds decides it
         return math.inf
     if not t_quantiles:
         return float(n)
-    while n < ((sps.t.ppf(1 - alpha, n - 1) + sps.t.ppf(1 - beta, n - 1)) * sd / margin) ** 2:
+    while n < ((sps.t.isf(alpha, n - 1) + sps.t.isf(beta, n - 1)) * sd / margin) ** 2:
         n += 1  # t quantiles only shrink with n, so the first n that satisfies the inequality is the answer
     return float(n)
 
@@ -555,6 +555,8 @@ def spending_function(name: str) -> Callable[[np.ndarray, float], np.ndarray]:
         raise ConfigError(f"unknown spending function '{name}'",
                           f"one of {', '.join(SPENDING)}, power:<rho > 0> or hsd:<gamma != 0>")
     return SPENDING_FAMILIES[family](value)
+
+
 BOUNDARY_GRID = 401  # points of the numerical integration per look (odd: Simpson); 1001 moves levels < 1e-9
 
 
@@ -644,12 +646,14 @@ class SequentialDesign:
 
         A count between the planned looks is an unplanned look (error spending allows it): the boundary is computed
         for the planned looks before it and this one. Counts at or above `max_seeds` get the final look's level.
+        A look that spends (almost) nothing gets the largest level below 1: its interval is infinite, it decides
+        nothing.
         """
         n = max(min(int(n_seeds), self.max_seeds), 1)
         looks = self.looks()
         schedule = looks if n in looks else [*(m for m in looks if m < n), n]  # a planned look: one cached schedule
         c = _boundaries(tuple(m / self.max_seeds for m in schedule), self.alpha, self.spending)[schedule.index(n)]
-        return float(1 - 2 * sps.norm.sf(c))
+        return min(float(1 - 2 * sps.norm.sf(c)), float(np.nextafter(1.0, 0.0)))
 
 
 # --- calibration by simulation -----------------------------------------------------------------------------------
