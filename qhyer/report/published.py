@@ -5,8 +5,9 @@ A summary is what a paper's table gives: mean, standard deviation (when publishe
 named protocol, with its source (paper, table, row). The t-interval of a difference of two independent means uses
 only each side's mean, variance and size (qhyer/report/verdicts.py), so a published side enters the claims check as
 `seeds` pseudo-scores with exactly the published mean and sd: the interval is then Welch's interval from the
-summary. Without a published spread, every pseudo-score equals the mean (sd 0): the number is treated as exact and
-the verdict's evidence says so.
+summary. Without a published spread, every pseudo-score equals the mean (sd 0): the number is treated as exact
+(up to the floor the claims check puts under every side's spread: one evaluation's sampling error) and the
+verdict's evidence says so.
 
 Citation check: for each entry's `quoted_by` claims, the card's number (the claim's `value`) against the source's
 (the sum of the means of every entry quoting that claim: one entry for a value, several for a total), equal within
