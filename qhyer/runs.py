@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -46,8 +47,16 @@ class Study:
 
 
 def _ablation(section: dict) -> dict[str, dict[str, Any]]:
-    return {f"{b}-{c}": {"backbone": b, "conditioning": c}
-            for b in section["backbones"] for c in section["conditionings"]}
+    """Backbone x conditioning, each on its conditioning's own goal mix, plus the goal-mix control `rtg_goals`: the
+    conditionings it names trained once more on the 'rtg' variant's goal mix, as '<backbone>-<conditioning>-rtg-goals'
+    (the RTG row's claim compares tokens trained on the same data)."""
+    variants = {f"{b}-{c}": {"backbone": b, "conditioning": c}
+                for b in section["backbones"] for c in section["conditionings"]}
+    control = section.get("rtg_goals")
+    if control:
+        variants.update({f"{b}-{c}-rtg-goals": {"backbone": b, "conditioning": c, **control["goal_mix"]}
+                         for b in control["backbones"] for c in control["conditionings"]})
+    return variants
 
 
 def _tau(section: dict) -> dict[str, dict[str, Any]]:
@@ -143,13 +152,23 @@ PROTOCOL_FIELDS = ("steps", "batch_size", "episodes_per_task", "eval_every", "ev
 IDENTITY_FIELDS = ("study", "variant", "method", "dataset", "seed", "budget")
 
 
+def eval_steps(steps: int, every: int, aggregate: str, last_k: int) -> list[int]:
+    """Training steps whose checkpoints an evaluation schedule evaluates (always ending with the final step)."""
+    if aggregate == "final" or not every:
+        return [steps]
+    points = sorted({*range(every, steps + 1, every), steps})
+    return points[-last_k:] if aggregate == "mean_last" else points
+
+
 def protocol_label(protocol: dict) -> str:
-    """One line a reader can check: what the run trained and how it was evaluated."""
+    """One line a reader can check: what the run trained and how it was evaluated (`episode_cap`, when an
+    evaluation recorded one: episodes cut below the official step limit)."""
+    cap = f" (capped at {protocol['episode_cap']} steps)" if protocol.get("episode_cap") else ""
     schedule = {"final": "final checkpoint", "best": f"best of evaluations every {protocol['eval_every']}",
                 "mean_last": f"mean of the last {protocol['eval_last_k']} evaluations every "
                              f"{protocol['eval_every']}"}[protocol["eval_aggregate"]]
     return (f"{protocol['steps']} updates, batch {protocol['batch_size']}, {protocol['episodes_per_task']} "
-            f"episodes/task, {schedule}, dataset {protocol['dataset_episodes']} episodes "
+            f"episodes/task{cap}, {schedule}, dataset {protocol['dataset_episodes']} episodes "
             f"({protocol['dataset_rows']} rows)")
 
 
@@ -172,17 +191,29 @@ def read_summary(run: str | Path) -> dict:
         summary = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path} is not valid JSON ({err})", "delete the run folder and retrain it") from None
+    if not isinstance(summary, dict):
+        raise DataError(f"{path} holds a JSON {type(summary).__name__}, not a run's record",
+                        "delete the run folder and retrain it")
     missing = [k for k in (*IDENTITY_FIELDS, "protocol", "method_config") if k not in summary]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)} (written by an older version of the harness)",
                         "retrain the run")
+    if isinstance(summary.get("steps_trained"), bool) or not isinstance(summary.get("steps_trained"), int):
+        raise DataError(f"{path}: steps_trained is {summary.get('steps_trained')!r}, not a number of updates",
+                        "delete the run folder and retrain it")
+    protocol = summary["protocol"]
+    bad = [k for k in PROTOCOL_FIELDS if not isinstance(protocol, dict) or protocol.get(k) is None]
+    if bad or not isinstance(summary["method_config"], dict):
+        raise DataError(f"{path}: protocol {'fields ' + ', '.join(bad) if bad else ''} "
+                        f"{'or method_config ' if not bad else ''}not recorded (null or not an object)",
+                        "delete the run folder and retrain it")
     return summary
 
 
 def record_row(summary: dict, run: Path) -> dict[str, Any]:
     """A flat row: identity, protocol (`protocol.<field>`), resolved method fields (`method.<field>`)."""
     row: dict[str, Any] = {key: summary[key] for key in IDENTITY_FIELDS}
-    row.update(run_dir=str(run), steps_trained=summary.get("steps_trained"),
+    row.update(run_dir=str(run), steps_trained=summary.get("steps_trained"), config_hash=summary.get("config_hash"),
                protocol=protocol_label(summary["protocol"]))
     row.update({f"protocol.{k}": summary["protocol"].get(k) for k in PROTOCOL_FIELDS})
     for key, value in summary["method_config"].items():
@@ -292,13 +323,111 @@ def run_folders(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """The record (`record_row`) of every run folder (or file inside one) given, each as recorded."""
+    """The record (`record_row`) of every run folder (or file inside one) given, each as recorded; two folders of
+    one run (the same IDENTITY_FIELDS: a copied folder) are refused, naming both, since every seed would count twice."""
     rows = [record_row(read_summary(run), run) for run in run_folders(paths)]
     if not rows:
         raise DataError("no run folders given", "pass run folders or their eval_episodes.csv files")
+    seen: dict[tuple, str] = {}
+    for row in rows:
+        first = seen.setdefault(tuple(row[k] for k in IDENTITY_FIELDS), row["run_dir"])
+        if first != row["run_dir"]:
+            raise DataError(f"{first} and {row['run_dir']} hold the same run ({run_label(row)}): its seed would "
+                            "count twice", "pass one of the two folders (delete or move the copy)")
     return rows
 
 
 def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per run folder (or file inside one) given; see `record_row`."""
     return pd.DataFrame(read_records(paths))
+
+
+# --- a run's evaluation ------------------------------------------------------------------------------------------
+
+# What binds an evaluation row to the checkpoint it measured (qhyer.trainer.evaluate_agent writes them): its step and
+# config hash, and the episodes per task and episode step limit it was evaluated with.
+EVALUATION_COLUMNS = ("step", "config_hash", "episodes_per_task", "max_steps")
+EPISODE_COLUMNS = ("task", "episode", "success", "return", *EVALUATION_COLUMNS)
+
+
+def _refuse(path: Path, problem: str) -> DataError:
+    return DataError(f"{path}: {problem}", f"re-run its evaluate step (python -m qhyer.evaluate {path.parent})")
+
+
+def _read_episodes(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path.parent} has no eval_episodes.csv: the run was not evaluated",
+                        f"evaluate it (python -m qhyer.evaluate {path.parent}) or leave the folder out")
+    with open(path, "rb") as fh:
+        cut = fh.seek(0, 2) == 0 or (fh.seek(-1, 2) >= 0 and fh.read(1) != b"\n")
+    if cut:
+        raise _refuse(path, "not a readable CSV: empty, or it ends mid-row (cut off while written or copied)")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise _refuse(path, f"not a readable CSV ({' '.join(str(err).split())})") from None
+    missing = [c for c in EPISODE_COLUMNS if c not in frame]
+    if missing:
+        raise _refuse(path, f"lacks column(s) {', '.join(missing)} (written before evaluations were bound to their "
+                            "checkpoint)")
+    if frame.empty:
+        raise _refuse(path, "holds no episodes")
+    return frame
+
+
+def run_evaluation(record: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The strict reader of a run's evaluation: `record` (`read_records`) with the protocol it was evaluated under,
+    and its `eval_episodes.csv`, refused with one line naming the file unless it is the complete evaluation of the
+    run's current checkpoints — complete rows, rows of the checkpoint summary.json records (config_hash), every
+    scheduled step × every task × the recorded episodes, each (step, task, episode) once, finite values.
+
+    The record's `protocol.episodes_per_task` becomes the episodes evaluated and `protocol.episode_cap` the episode
+    step limit when it was below the official one, and its `protocol` label says both.
+    """
+    from qhyer.rollout.eval_env import eval_tasks  # gymnasium and ogbench: only when episodes are read
+
+    path = Path(record["run_dir"]) / "eval_episodes.csv"
+    frame = _read_episodes(path)
+    spec = get_spec(record["dataset"])
+    values = ["success", "return", *(["normalized_score"] if spec.family != "ogbench" else [])]
+    incomplete = frame[[c for c in frame if c not in values]].isna().any(axis=1)
+    if incomplete.any():
+        raise _refuse(path, f"{int(incomplete.sum())} incomplete row(s) (first: line {int(incomplete.idxmax()) + 2})")
+    numbers = frame[[c for c in values if c in frame]].apply(pd.to_numeric, errors="coerce").astype(float)
+    bad = ~np.isfinite(numbers).all(axis=1)
+    if bad.any():
+        raise _refuse(path, f"{int(bad.sum())} row(s) with missing or non-finite {', '.join(values)} "
+                            f"(first: line {int(bad.idxmax()) + 2})")
+    if record.get("steps_trained") != record["protocol.steps"]:
+        raise DataError(f"{record['run_dir']}/summary.json records {record.get('steps_trained')} steps trained, "
+                        f"not its protocol's {record['protocol.steps']}", "rerun its training, then its evaluation")
+    hashes = set(frame["config_hash"].astype(str))
+    if hashes != {str(record.get("config_hash"))}:
+        raise _refuse(path, f"rows of checkpoint config_hash {', '.join(sorted(hashes))}, not of the run's current "
+                            f"checkpoints ({record.get('config_hash')}, summary.json)")
+    for column in ("episodes_per_task", "max_steps"):
+        if frame[column].nunique() != 1:
+            raise _refuse(path, f"rows of several evaluations ({column} {', '.join(map(str, frame[column].unique()))})")
+    duplicated = frame.duplicated(["step", "task", "episode"])
+    if duplicated.any():
+        first = frame[duplicated].iloc[0]
+        raise _refuse(path, f"{int(duplicated.sum())} duplicated episode(s) (first: step {first['step']}, task "
+                            f"{first['task']}, episode {first['episode']})")
+    episodes, cap = int(frame["episodes_per_task"].iloc[0]), int(frame["max_steps"].iloc[0])
+    scheduled = eval_steps(int(record["protocol.steps"]), int(record["protocol.eval_every"]),
+                           record["protocol.eval_aggregate"], int(record["protocol.eval_last_k"]))
+    found = sorted(set(frame["step"].astype(int)))
+    if found != scheduled:
+        raise _refuse(path, f"evaluated checkpoints of steps {found}, not the schedule's {scheduled}")
+    counts = frame.groupby(["step", "task"]).size()
+    expected = pd.MultiIndex.from_product([scheduled, list(eval_tasks(spec))], names=["step", "task"])
+    short = [f"step {step} task {task}: {counts.get((step, task), 0)}" for step, task in expected
+             if counts.get((step, task), 0) != episodes]
+    if short or len(counts) != len(expected):
+        raise _refuse(path, f"not {episodes} episodes (the recorded episodes_per_task) for every scheduled step × task "
+                            f"({', '.join(short[:3]) or 'and no tasks outside its protocol'})")
+    protocol = {k: record[f"protocol.{k}"] for k in PROTOCOL_FIELDS}
+    protocol.update(episodes_per_task=episodes, episode_cap=cap if cap < spec.eval_max_steps else None)
+    evaluated = {**record, "protocol.episodes_per_task": episodes, "protocol.episode_cap": protocol["episode_cap"],
+                 "protocol": protocol_label(protocol)}
+    return evaluated, frame

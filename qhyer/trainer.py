@@ -24,6 +24,7 @@ import math
 import pickle
 import random
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -40,20 +41,30 @@ from tqdm.auto import tqdm
 
 from qhyer.agent import COMPILE_MODES, PRECISIONS, Agent, DataInfo, MethodConfig
 from qhyer.data.registry import DatasetSpec, get_spec
-from qhyer.errors import ConfigError, DataError, DivergedError, remembered_interrupts
+from qhyer.errors import ConfigError, DataError, DivergedError, Terminated, remembered_interrupts
 from qhyer.io import (
     atomic_path,
     config_hash,
     folder_lock,
     provenance,
     remove_stale_temporaries,
+    sha256_file,
     write_json_atomic,
     write_text_atomic,
 )
 from qhyer.methods import method_classes
 from qhyer.rollout.eval_env import eval_tasks
-from qhyer.rollout.protocol import EnvPool, evaluate_policy, make_env_pool, normalized_score, summarize, write_results
-from qhyer.runs import run_record
+from qhyer.rollout.protocol import (
+    EnvPool,
+    eval_horizon,
+    evaluate_policy,
+    make_env_pool,
+    normalized_score,
+    summarize,
+    write_results,
+)
+from qhyer.runs import eval_steps, get_study, read_summary, run_record
+from qhyer.workflow_config import method_field_problems
 
 
 @dataclass
@@ -112,10 +123,7 @@ class EvalConfig:
 
     def steps(self, steps: int) -> list[int]:
         """Training steps whose checkpoints this schedule evaluates (always ending with the final step)."""
-        if self.aggregate == "final" or not self.every:
-            return [steps]
-        points = sorted({*range(self.every, steps + 1, self.every), steps})
-        return points[-self.last_k:] if self.aggregate == "mean_last" else points
+        return eval_steps(steps, self.every, self.aggregate, self.last_k)
 
 
 @dataclass
@@ -145,7 +153,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is visible", "use train.device=cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device={name} is not a device name", "use auto, cpu, cuda or cuda:<index>") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device={name}: the harness runs on cpu or cuda", "use auto, cpu or cuda")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={name} but {torch.cuda.device_count()} CUDA device(s) are visible",
+                          "use train.device=cuda (the first) or a visible index")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -223,11 +240,23 @@ def _load_split(spec: DatasetSpec, split: str, data_dir: str):
     return load_dataset(spec.name, split=split, data_dir=Path(data_dir))
 
 
-def _validation_batches(agent: Agent, spec: DatasetSpec, cfg: RunConfig) -> list[dict[str, torch.Tensor]]:
-    """Fixed validation batches (from the `-val` file when there is one) so curves are comparable over time."""
+def _validation_split(spec: DatasetSpec, cfg: RunConfig) -> Any:
+    """The `-val` file's dataset, or None when the dataset has none."""
     try:
-        val_data = _load_split(spec, "val", cfg.data_dir)
+        return _load_split(spec, "val", cfg.data_dir)
     except DataError:
+        return None
+
+
+def data_hashes(train_data: Any, val_data: Any) -> dict[str, str | None]:
+    """sha256 of the files a run reads (train, and validation or None): the data's content in its identity, so a
+    dataset regenerated at the same size from another seed is a different run."""
+    return {"train": sha256_file(train_data.source), "val": sha256_file(val_data.source) if val_data else None}
+
+
+def _validation_batches(agent: Agent, val_data: Any, cfg: RunConfig) -> list[dict[str, torch.Tensor]]:
+    """Fixed validation batches (from the `-val` file when there is one) so curves are comparable over time."""
+    if val_data is None:
         return []
     sampler = agent.make_sampler(val_data, seed=10_000 + cfg.seed)
     return [sampler.sample(cfg.method.batch_size) for _ in range(cfg.train.val_batches)]
@@ -257,15 +286,19 @@ def check_run_config(cfg: RunConfig) -> None:
         raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)} (got '{loop.compile_mode}')")
     if loop.compile_mode != "default" and not loop.compile:
         raise ConfigError(f"train.compile_mode={loop.compile_mode} has no effect without train.compile=true")
-    if cfg.method.batch_size < 1:
-        raise ConfigError(f"method.batch_size must be at least 1 (got {cfg.method.batch_size})")
+    problems = method_field_problems(cfg.method)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    get_study(cfg.study)
     if cfg.seed < 0:
         raise ConfigError(f"seed must be >= 0 (got {cfg.seed})", "numpy seeds are non-negative")
     cfg.eval.check(loop.steps)
 
 
-def run_identity(cfg: RunConfig, family_method: MethodConfig, dataset: Any) -> dict[str, Any]:
-    """The config a checkpoint is bound to: everything that changes its weights or the checkpoints it keeps.
+def run_identity(cfg: RunConfig, family_method: MethodConfig, dataset: Any,
+                 data_sha256: dict[str, str | None]) -> dict[str, Any]:
+    """The config a checkpoint is bound to: everything that changes its weights or the checkpoints it keeps,
+    the content of its data included (`data_sha256`: the train and validation files it read, `data_hashes`).
 
     The method fields are taken before `for_budget`, so a deliberate increase of train.steps keeps the identity
     (a schedule that spans the run then spans the longer run). Logging, devices, threads, compilation and the
@@ -275,6 +308,7 @@ def run_identity(cfg: RunConfig, family_method: MethodConfig, dataset: Any) -> d
     precision = {} if cfg.train.precision == "fp32" else {"precision": cfg.train.precision}
     return {"method": dataclasses.asdict(family_method), "dataset": cfg.dataset, "seed": cfg.seed,
             "dataset_rows": int(len(dataset)), "dataset_episodes": int(len(dataset.episode_starts)),
+            "data_sha256": data_sha256,
             "eval_schedule": {"every": cfg.eval.every, "aggregate": cfg.eval.aggregate, "last_k": cfg.eval.last_k},
             **precision}
 
@@ -335,10 +369,16 @@ def train(cfg: RunConfig) -> Path:
         agent = build_agent(method_cfg, info, device)
         agent.wrap_loss_functions(cfg.train.precision, cfg.train.compile_mode if cfg.train.compile else None)
         state = TrainState(agent=agent, sampler=agent.make_sampler(dataset, seed=cfg.seed))
-        val_batches = _validation_batches(agent, spec, cfg)
-        identity = run_identity(cfg, family_method, dataset)
+        val_data = _validation_split(spec, cfg)
+        _check_batch_size(method_cfg.batch_size, dataset, val_data)
+        val_batches = _validation_batches(agent, val_data, cfg)
+        hashes = data_hashes(dataset, val_data)
+        identity = run_identity(cfg, family_method, dataset, hashes)
         resumed = _resume(state, cfg, identity, run_dir, device)
-        _write_run_config(run_dir, cfg, info)
+        if state.step < cfg.train.steps:
+            # The checkpoint is about to change: the old record and evaluations no longer describe it.
+            _discard_results(run_dir)
+        _write_run_config(run_dir, cfg, config_hash(identity))
         started = time.perf_counter()
         _train_loop(state, cfg, info, identity, val_batches, run_dir, device)
         train_seconds = time.perf_counter() - started
@@ -349,7 +389,9 @@ def train(cfg: RunConfig) -> Path:
                                                 method_config=dataclasses.asdict(method_cfg)),
                                    **resumed, "config_hash": config_hash(identity),
                                    "train_seconds_this_process": round(train_seconds, 2),
-                                   "provenance": provenance(_config_dict(cfg), {"dataset": dataset.source})}
+                                   "provenance": {**provenance(_config_dict(cfg)),
+                                                  "inputs_sha256": {"dataset": hashes["train"],
+                                                                    "dataset_val": hashes["val"]}}}
         if cfg.eval.enabled:
             summary["eval"] = evaluate_run(run_dir, cfg, device=str(device))
         write_json_atomic(run_dir / "summary.json", summary)
@@ -371,6 +413,14 @@ def _locked_run_dir(run_dir: Path) -> Iterator[None]:
             raise
 
 
+def _check_batch_size(batch_size: int, *datasets: Any) -> None:
+    """A batch drawn from fewer rows than it holds would repeat rows (or, for windows, wait forever)."""
+    for data in filter(None, datasets):
+        if batch_size > len(data):
+            raise ConfigError(f"method.batch_size={batch_size} exceeds the {len(data)} rows of {data.source}",
+                              "lower method.batch_size or generate a larger dataset")
+
+
 def _check_statistics(info: DataInfo, source: Any) -> None:
     """Standardisation by an infinite std would silently feed the model zeros; refuse such data instead."""
     for key in ("obs_mean", "obs_std"):
@@ -383,16 +433,17 @@ def _resume(state: TrainState, cfg: RunConfig, identity: dict[str, Any], run_dir
             device: torch.device) -> dict[str, int]:
     """Continue from checkpoints/last.pt when allowed; returns what summary.json records about it."""
     checkpoint = checkpoint_path(run_dir)
-    if not (cfg.train.resume and checkpoint.exists()):
+    if not cfg.train.resume:
+        if _discard_run(run_dir):
+            print(f"train.resume=false: removed the previous run's checkpoints, metrics and results in {run_dir}",
+                  file=sys.stderr, flush=True)
+        return {}
+    if not checkpoint.exists():
         return {}
     payload = read_checkpoint(checkpoint, device)
     refusal = _resume_point(payload, identity, cfg.train.steps, run_dir)
     if refusal and cfg.train.on_changed_config == "restart":
-        # A fresh start: the old run's checkpoints and curves describe another config.
-        shutil.rmtree(run_dir / "checkpoints")
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
-        for stale in (run_dir / "summary.json", *run_dir.glob("eval_episodes*")):
-            stale.unlink(missing_ok=True)
+        _discard_run(run_dir)  # a fresh start: the old run's checkpoints and curves describe another config
         return {}
     if refusal:
         raise ConfigError(refusal)
@@ -404,6 +455,29 @@ def _resume(state: TrainState, cfg: RunConfig, identity: dict[str, Any], run_dir
     return resumed
 
 
+RESULT_FILES = ("summary.json", "eval_episodes.csv", "eval_episodes_summary.csv")
+RUN_OUTPUTS = ("checkpoints", "metrics.csv", "tb")
+
+
+def _discard_results(run_dir: Path) -> None:
+    """Remove the run's record and evaluations, the record first: a folder without summary.json is an unfinished
+    run that no table, claim or evaluation accepts, so a kill between two removals leaves nothing that lies."""
+    for name in RESULT_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _discard_run(run_dir: Path) -> bool:
+    """Remove everything a previous run wrote (results first, see `_discard_results`); False when there was none."""
+    found = [run_dir / name for name in (*RESULT_FILES, *RUN_OUTPUTS) if (run_dir / name).exists()]
+    _discard_results(run_dir)
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return bool(found)
+
+
 def _train_loop(state: TrainState, cfg: RunConfig, info: DataInfo, identity: dict[str, Any],
                 val_batches: list[dict[str, torch.Tensor]], run_dir: Path, device: torch.device) -> None:
     agent, loop = state.agent, cfg.train
@@ -413,7 +487,13 @@ def _train_loop(state: TrainState, cfg: RunConfig, info: DataInfo, identity: dic
         bar = tqdm(total=loop.steps, initial=state.step, disable=not loop.progress,
                    desc=f"{cfg.method.name} {cfg.dataset} seed {cfg.seed}", dynamic_ncols=True)
         while state.step < loop.steps:
-            check_interrupted()
+            try:
+                check_interrupted()
+            except Terminated as stop:  # SLURM's time limit or scancel: keep the work done so far
+                save_checkpoint(state, checkpoint_path(run_dir), info, identity, loop.steps)
+                raise Terminated(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step {state.step} "
+                                              f"of {loop.steps}; checkpoint written to {checkpoint_path(run_dir)} — "
+                                              "rerun the same command to resume") from None
             agent.train()
             metrics = agent.update(_to(state.sampler.sample(cfg.method.batch_size), device), state.step)
             state.step += 1
@@ -467,7 +547,12 @@ def save_checkpoint(state: TrainState, path: Path, info: DataInfo, identity: dic
     payload["data_info"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "spec"}
     payload.update(config_identity=identity, config_hash=config_hash(identity), train_steps=steps)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as err:  # torch reports a failed write (full disk, quota) as a RuntimeError
+            raise DataError(f"could not write {path} ({str(err).splitlines()[0]})",
+                            "the disk is probably full: free space (or train into a run_dir elsewhere) and rerun; "
+                            "the run resumes from its last whole checkpoint") from None
 
 
 CHECKPOINT_KEYS = ("step", "agent", "sampler", "rng", "data_info")
@@ -492,62 +577,100 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def _write_run_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(_config_dict(cfg), sort_keys=False))
+def _write_run_config(run_dir: Path, cfg: RunConfig, bound_hash: str) -> None:
+    """config.yaml records the config hash of the checkpoints it was written with (`read_run_checkpoint` compares)."""
+    write_text_atomic(run_dir / "config.yaml",
+                      yaml.safe_dump({**_config_dict(cfg), "config_hash": bound_hash}, sort_keys=False))
     write_json_atomic(run_dir / "method_config.json", dataclasses.asdict(cfg.method))
 
 
-def read_run_config(run_dir: Path) -> RunConfig:
-    """The resolved config a trained run folder recorded (config.yaml), with a trained checkpoint beside it."""
+def _read_bound_config(run_dir: Path) -> tuple[RunConfig, str | None]:
+    """config.yaml's run config and the checkpoint config hash it records (None: written before it recorded one)."""
     config_file = run_dir / "config.yaml"
     if not checkpoint_path(run_dir).exists() or not config_file.exists():
         raise DataError(f"{run_dir} holds no trained run (config.yaml and checkpoints/last.pt expected)",
                         "train it first with `python -m qhyer.train`")
     try:
         raw = yaml.safe_load(config_file.read_text())
+        bound = raw.pop("config_hash", None)
         config_cls, _ = method_classes(raw["method"]["name"])
         return RunConfig(**{**raw, "method": config_cls(**raw["method"]), "train": LoopConfig(**raw["train"]),
-                            "eval": EvalConfig(**raw["eval"])})
+                            "eval": EvalConfig(**raw["eval"])}), bound
     except (yaml.YAMLError, TypeError, KeyError, AttributeError) as err:
         raise DataError(f"{config_file} is not a run config this harness wrote ({type(err).__name__}: {err})",
                         "restore it, or retrain the run") from None
 
 
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config a trained run folder recorded (config.yaml), with a trained checkpoint beside it."""
+    return _read_bound_config(Path(run_dir))[0]
+
+
+def read_run_checkpoint(run_dir: str | Path, step: int | None = None,
+                        device: str | torch.device = "cpu") -> tuple[RunConfig, dict[str, Any]]:
+    """config.yaml's run config and the payload of its checkpoint of `step` (None: checkpoints/last.pt), refused
+    with one line unless the checkpoint is one this config wrote (a `last.pt` copied from another run, another
+    method's included) and holds that step."""
+    run_dir = Path(run_dir)
+    cfg, bound = _read_bound_config(run_dir)
+    checkpoint = checkpoint_path(run_dir, None if step in (None, cfg.train.steps) else step)
+    if not checkpoint.exists():
+        raise DataError(f"{run_dir} kept no evaluation checkpoint at step {step}",
+                        "its eval.every / eval.aggregate did not ask for one; retrain with that schedule")
+    payload = read_checkpoint(checkpoint, device)
+    retrain = f"delete {run_dir} and retrain it (or restore the run's own checkpoints)"
+    if bound is None:
+        raise DataError(f"{run_dir}/config.yaml records no config_hash (written before run folders were bound to "
+                        "their checkpoints)", retrain)
+    if payload.get("config_hash") != bound:
+        raise DataError(f"{checkpoint} is a checkpoint of another config (config_hash {payload.get('config_hash')}) "
+                        f"than {run_dir}/config.yaml ({bound}): copied or left there from another run", retrain)
+    if step is not None and payload["step"] != step:
+        raise DataError(f"{checkpoint} holds step {payload['step']}, not the scheduled step {step}", retrain)
+    return cfg, payload
+
+
 def trained_step(run_dir: str | Path) -> int:
     """The step the run's checkpoints/last.pt reached."""
-    return int(read_checkpoint(checkpoint_path(Path(run_dir)))["step"])
+    return int(read_run_checkpoint(run_dir)[1]["step"])
 
 
 def check_finished(run_dir: str | Path, cfg: RunConfig) -> int:
-    """The trained step of a finished run; an unfinished one (no summary.json or too few steps) is refused."""
+    """The trained step of a finished run; an unfinished one (no summary.json or too few steps) is refused, and so
+    is a summary.json that describes another checkpoint than checkpoints/last.pt."""
     run_dir = Path(run_dir)
-    step = trained_step(run_dir)
-    if not (run_dir / "summary.json").exists() or step < cfg.train.steps:
+    payload = read_run_checkpoint(run_dir)[1]
+    step, summary_file = int(payload["step"]), run_dir / "summary.json"
+    if not summary_file.exists() or step < cfg.train.steps:
         raise DataError(f"{run_dir} is unfinished (trained {step} of {cfg.train.steps} steps"
-                        f"{'' if (run_dir / 'summary.json').exists() else ', no summary.json'})",
+                        f"{'' if summary_file.exists() else ', no summary.json'})",
                         "resume its training, or pass --allow-partial to evaluate the step it reached")
+    summary = read_summary(run_dir)
+    if (summary.get("config_hash"), summary.get("steps_trained")) != (payload["config_hash"], step):
+        raise DataError(f"{summary_file} describes another checkpoint (config_hash {summary.get('config_hash')}, "
+                        f"step {summary.get('steps_trained')}) than checkpoints/last.pt ({payload['config_hash']}, "
+                        f"step {step})", f"rerun the run's training to rewrite it, or delete {run_dir} and retrain")
     return step
+
+
+def _agent_from(cfg: RunConfig, payload: dict[str, Any], device: str | torch.device) -> Agent:
+    info = DataInfo(spec=get_spec(cfg.dataset), **payload["data_info"])
+    agent = build_agent(cfg.method, info, torch.device(device))
+    agent.load_train_state(payload["agent"])
+    return agent
 
 
 def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> tuple[RunConfig, Agent]:
     """Rebuild a trained agent from its run folder: config.yaml and the checkpoint of `step` (None: the last)."""
-    run_dir = Path(run_dir)
-    cfg, checkpoint = read_run_config(run_dir), checkpoint_path(run_dir)
-    if step is not None and step != cfg.train.steps:
-        checkpoint = checkpoint_path(run_dir, step)
-        if not checkpoint.exists():
-            raise DataError(f"{run_dir} kept no evaluation checkpoint at step {step}",
-                            "its eval.every / eval.aggregate did not ask for one; retrain with that schedule")
-    payload = read_checkpoint(checkpoint, device)
-    info = DataInfo(spec=get_spec(cfg.dataset), **payload["data_info"])
-    agent = build_agent(cfg.method, info, torch.device(device))
-    agent.load_train_state(payload["agent"])
-    return cfg, agent
+    cfg, payload = read_run_checkpoint(run_dir, step, device)
+    return cfg, _agent_from(cfg, payload, device)
 
 
-def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | None = None,
+def evaluate_agent(agent: Agent, cfg: RunConfig, checkpoint: dict[str, Any], max_steps: int | None = None,
                    envs: EnvPool | None = None) -> pd.DataFrame:
-    """Episodes of the shared evaluation protocol for one checkpoint, tagged with the run's identity and `step`.
+    """Episodes of the shared evaluation protocol for one checkpoint, tagged with the run's identity and what binds
+    them to that checkpoint (`EVALUATION_COLUMNS`: its `step` and `config_hash`, the episodes per task and the
+    episode step limit they were evaluated with).
 
     `max_steps` caps episodes (smoke runs only); `envs` (from `make_env_pool`) reuses environments across checkpoints.
     """
@@ -556,10 +679,12 @@ def evaluate_agent(agent: Agent, cfg: RunConfig, step: int, max_steps: int | Non
     episodes = evaluate_policy(agent.policy(), spec, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed,
                                num_envs=cfg.eval.num_envs, workers=cfg.eval.workers, method=cfg.method.name,
                                progress=cfg.train.progress, max_steps=max_steps, envs=envs,
-                               checkpoint_step=step)
+                               checkpoint_step=int(checkpoint["step"]))
     if spec.family != "ogbench":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
-    return episodes.assign(budget=cfg.budget, study=cfg.study, variant=cfg.variant, step=step)
+    return episodes.assign(budget=cfg.budget, study=cfg.study, variant=cfg.variant, step=int(checkpoint["step"]),
+                           config_hash=checkpoint["config_hash"], episodes_per_task=cfg.eval.episodes_per_task,
+                           max_steps=eval_horizon(spec, max_steps))
 
 
 def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, device: str = "cpu",
@@ -573,9 +698,9 @@ def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, device: str 
     cfg = cfg or read_run_config(run_dir)
     frames = []
     if partial:
-        final_step = trained_step(run_dir)
-        _, agent = load_run(run_dir, device)
-        frames.append(evaluate_agent(agent, cfg, final_step, max_steps))
+        _, payload = read_run_checkpoint(run_dir, device=device)
+        final_step = int(payload["step"])
+        frames.append(evaluate_agent(_agent_from(cfg, payload, device), cfg, payload, max_steps))
     else:
         final_step = cfg.train.steps
         # One pool for every checkpoint: OGBench envs take 1-2 s each to build, and each episode resets its env from
@@ -584,8 +709,8 @@ def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, device: str 
         jobs = len(eval_tasks(spec)) * cfg.eval.episodes_per_task
         with make_env_pool(spec, min(cfg.eval.num_envs, jobs), max_steps, cfg.eval.workers) as pool:
             for step in cfg.eval.steps(cfg.train.steps):
-                _, agent = load_run(run_dir, device, step)
-                frames.append(evaluate_agent(agent, cfg, step, max_steps, pool))
+                _, payload = read_run_checkpoint(run_dir, step, device)
+                frames.append(evaluate_agent(_agent_from(cfg, payload, device), cfg, payload, max_steps, pool))
     episodes = pd.concat(frames, ignore_index=True)
     spec = get_spec(cfg.dataset)
     write_results(episodes, spec, run_dir / "eval_episodes.csv")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from typing import Any
 
 import jsonschema
@@ -44,8 +45,41 @@ def check_workflow_config(config: dict[str, Any], schema: dict[str, Any]) -> lis
     overrides, override_problems = _method_overrides(config["train"]["method_overrides"])
     problems += override_problems
     if not problems:
-        problems += _run_config_problems(config, overrides)
-    return problems
+        problems += _run_config_problems(config, overrides) + _batch_size_problems(config, overrides)
+    return problems + _folder_problems(config)
+
+
+def _folder_problems(config: dict[str, Any]) -> list[str]:
+    """The output roots must be folders (or not exist yet): a file there fails every job after data generation."""
+    return [f"{key}: {config[key]} is a file, not a folder (move it away or choose another {key})"
+            for key in ("runs_root", "data_root") if os.path.exists(config[key]) and not os.path.isdir(config[key])]
+
+
+def _dataset_rows(spec: Any, data: dict[str, Any]) -> list[int]:
+    """Rows of the train (and validation) files the budget's data settings generate; none for user files."""
+    if spec.family == "ogbench":
+        episodes = data.get("ogbench_episodes") or spec.train_episodes
+        length = data.get("ogbench_episode_length") or spec.episode_length
+        return [episodes * length, *([episodes // 10 * length] if episodes // 10 else [])]
+    if spec.family == "maze2d":
+        return [data.get("maze2d_steps") or spec.total_steps]
+    return []
+
+
+def _batch_size_problems(config: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> list[str]:
+    """Every run's batch against the rows of its generated data (a batch larger than the data never trains)."""
+    problems = {}
+    for study, spec_ in STUDIES.items():
+        if spec_.section and spec_.section not in config:
+            continue
+        for method in spec_.methods or config["methods"]:
+            batch = overrides.get(method, {}).get("batch_size", method_classes(method)[0]().batch_size)
+            for name in study_datasets(study, config):
+                rows = _dataset_rows(DATASETS[name], config["data"])
+                if rows and batch > min(rows):
+                    problems[f"{method} on {name}: method.batch_size={batch} exceeds the {min(rows)} rows the "
+                             "budget's data settings generate (lower the batch or raise data sizes)"] = None
+    return list(problems)
 
 
 def _where(path: Any) -> str:
@@ -137,10 +171,39 @@ def _method_config_problems(method: str, layers: list[dict[str, Any]], families:
     problems: dict[str, None] = {}  # ordered, without repeats: families often fail alike
     for family in sorted(families):
         try:
-            config.for_family(family)
+            problems.update(dict.fromkeys(method_field_problems(config.for_family(family))))
         except ConfigError as err:
             problems[str(err)] = None
     return list(problems)
+
+
+# Method fields that are sizes of a network (widths, depths, heads, state and window sizes): at least 1. A width of 0
+# builds a network with no hidden units, which trains a constant policy without any error.
+SIZE_FIELDS = ("embed_dim", "n_layers", "n_heads", "d_state", "d_conv", "expand", "critic_hidden", "crl_repr_dim",
+               "cvae_latent_dim", "conv_dim", "rep_dim", "context_len", "kernel_size", "n_candidates", "batch_size")
+
+
+def method_field_problems(config: Any) -> list[str]:
+    """What no run of a method config can train with, one line each: a learning rate (`lr`, `*_lr`) that is not a
+    positive finite number, any non-finite number, a size (SIZE_FIELDS, every width of `*_hidden_dims` and
+    `q_head_hidden`) below 1, an `embed_dim` its `n_heads` do not divide. The trainer and the DAG's config check
+    both apply it."""
+    problems = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"method.{f.name} must be a finite number (got {value})")
+        elif (f.name == "lr" or f.name.endswith("_lr")) and isinstance(value, int | float) and value <= 0:
+            problems.append(f"method.{f.name} must be a positive learning rate (got {value})")
+        elif f.name in SIZE_FIELDS and isinstance(value, int) and value < 1:
+            problems.append(f"method.{f.name} must be at least 1 (got {value})")
+        elif (f.name.endswith("hidden_dims") or f.name == "q_head_hidden") and value is not None and (
+                not all(isinstance(width, int) and width >= 1 for width in value)):
+            problems.append(f"method.{f.name} must list widths of at least 1 (got {list(value)})")
+    heads, width = getattr(config, "n_heads", None), getattr(config, "embed_dim", None)
+    if isinstance(heads, int) and isinstance(width, int) and heads >= 1 and width >= 1 and width % heads:
+        problems.append(f"method.embed_dim={width} is not divisible by method.n_heads={heads}")
+    return problems
 
 
 def _run_config_problems(config: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> list[str]:

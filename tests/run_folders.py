@@ -16,7 +16,7 @@ import pandas as pd
 
 from qhyer.agent import dataset_family
 from qhyer.data.registry import get_spec
-from qhyer.io import git_commit, package_versions
+from qhyer.io import config_hash, git_commit, package_versions
 from qhyer.methods import method_classes
 from qhyer.report.tables import DT_METRICS
 from qhyer.rollout.eval_env import eval_tasks
@@ -82,6 +82,7 @@ def write_run(root: Path, *, study: str = "main", variant: str = "default", meth
     record = run_record(study=study, variant=variant, method=method, dataset=spec.name, seed=seed, budget=budget,
                         steps_trained=steps, protocol=protocol, method_config=method_config)
     record["provenance"] = dict(run_provenance(dataset) if provenance is None else provenance)
+    record["config_hash"] = config_hash(record)  # stands in for the checkpoints' hash (the trainer's run_identity)
     (folder / "summary.json").write_text(json.dumps(record))
 
     eval_steps = EvalConfig(**schedule).steps(steps)
@@ -103,7 +104,8 @@ def write_run(root: Path, *, study: str = "main", variant: str = "default", meth
     if spec.family != "ogbench":
         episodes["normalized_score"] = normalized_score(spec, episodes["return"].to_numpy())
     tags = {"method": method, "dataset": spec.name, "seed": seed, "length": 100, "budget": budget, "study": study,
-            "variant": variant}
+            "variant": variant, "config_hash": record["config_hash"], "episodes_per_task": episodes_per_task,
+            "max_steps": spec.eval_max_steps}
     episodes = episodes.assign(**tags)
     episodes[[*COLUMNS, *(c for c in episodes if c not in COLUMNS)]].to_csv(folder / "eval_episodes.csv",
                                                                               index=False)

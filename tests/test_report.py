@@ -233,7 +233,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(DataError, match="not a readable CSV|lacks"):
         tables.load_episodes([bad])
     bad.write_text("task,episode,success,return,step\n1,0,1,1.0,50\n")
-    with pytest.raises(DataError, match="no episodes of the final checkpoint"):
+    with pytest.raises(DataError, match="lacks column.*bound to their checkpoint"):
         tables.load_episodes([bad])
 
 

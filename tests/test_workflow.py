@@ -198,3 +198,54 @@ def test_schema_lists_are_the_packages_lists():
     assert set(schema["train"]["properties"]["compile_mode"]["enum"]) == set(COMPILE_MODES)
     assert set(STUDIES) == {"main", "ablation", "tau", "source"}  # each has its config section or Tables 1 and 2
     assert all(STUDIES[s].section in (None, *schema) for s in STUDIES)
+
+
+@pytest.mark.dag
+def test_changed_data_retrains_only_the_runs_that_read_it(tmp_path):
+    """The data's content is part of a run's identity (issue 20): a dataset regenerated from another seed retrains
+    the runs that read it from zero (their checkpoints bound to the new files' sha256, as the manifest states) and
+    nothing else; changing `data_seed` regenerates every dataset and retrains every run."""
+    import torch
+
+    env = copy_of_repo(tmp_path)
+    runs = {dataset: f"runs/smoke/main/default/gcbc/{dataset}/seed0" for dataset in ("maze2d-umaze-v1",
+                                                                                     "cube-single-play-v0")}
+
+    def run(*flags, data_seed=0):
+        return subprocess.run([*SNAKEMAKE, "--cores", "2", *flags, "--config", "budget=smoke", f"data_seed={data_seed}",
+                               "--", *(f"{run}/eval_episodes.csv" for run in runs.values())],
+                              cwd=tmp_path, capture_output=True, text=True, env=env)
+
+    def planned(data_seed=0):
+        plan = run("-n", "--quiet", "rules", data_seed=data_seed)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        return {k: v for k, v in re.findall(r"^(\w+)\s+(\d+)$", plan.stdout + plan.stderr, re.M) if k != "total"}
+
+    def bound_to_manifest(dataset):
+        checkpoint = torch.load(tmp_path / runs[dataset] / "checkpoints" / "last.pt", weights_only=False)
+        manifest = yaml.safe_load((tmp_path / "data" / "smoke" / f"{dataset}.manifest.json").read_text())
+        train_file = min(manifest["files"], key=len)  # `<name>.npz` beside `<name>-val.npz`
+        return checkpoint["config_identity"]["data_sha256"]["train"] == manifest["files"][train_file]["sha256"]
+
+    first = run()
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    hashes = {d: torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=False)["config_hash"]
+              for d, r in runs.items()}
+    # one dataset regenerated outside the DAG from another seed: only its run retrains
+    regenerated = subprocess.run([sys.executable, "-m", "qhyer.data", "generate", "maze2d-umaze", "--out",
+                                  "data/smoke", "--seed", "7", "--steps", "5000", "--no-progress"],
+                                 cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert regenerated.returncode == 0, regenerated.stderr
+    assert planned() == {"train": "1", "evaluate": "1"}
+    second = run()
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    log = (tmp_path / "logs" / "smoke" / "train" / "main" / "default" / "gcbc" / "maze2d-umaze-v1" /
+           "seed0.log").read_text()
+    assert "resuming" not in log and bound_to_manifest("maze2d-umaze-v1")
+    assert torch.load(tmp_path / runs["cube-single-play-v0"] / "checkpoints" / "last.pt",
+                      weights_only=False)["config_hash"] == hashes["cube-single-play-v0"]
+    # data_seed changed: every dataset regenerated, every run retrained on its new data
+    assert planned(data_seed=3) == {"generate_maze2d": "1", "generate_ogbench": "1", "train": "2", "evaluate": "2"}
+    assert run(data_seed=3).returncode == 0
+    assert all(bound_to_manifest(d) for d in runs)
+    assert planned(data_seed=3) == {}

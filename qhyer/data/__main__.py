@@ -21,6 +21,8 @@ from qhyer.data.registry import DATASETS, DatasetSpec, default_data_dir, get_spe
 from qhyer.errors import ConfigError, cli_main
 from qhyer.io import folder_lock
 
+# The smallest value of each size flag: a dataset needs one transition (two rows) in an episode to train on.
+MINIMA = {"workers": 1, "episodes": 1, "steps": 2, "episode_length": 2}
 # family -> module with `generate(spec, out_dir, *, seed, workers, episodes, steps, progress) -> manifest`
 GENERATORS = {"ogbench": "qhyer.data.ogbench_gen", "maze2d": "qhyer.data.maze2d_gen"}
 
@@ -81,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         if not spec.regenerable:
             raise ConfigError(f"{spec.name} cannot be regenerated (it needs a pretrained policy nobody ships)",
                               f"place the D4RL file under {default_data_dir()} or $D4RL_DATASET_DIR")
-        for flag in ("workers", "episodes", "steps"):
+        for flag, least in MINIMA.items():
             value = getattr(args, flag)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{flag} must be at least 1 (got {value})")
+            if value is not None and value < least:
+                raise ConfigError(f"--{flag.replace('_', '-')} must be at least {least} (got {value})",
+                                  "smaller makes a dataset with no transition to train on" if least > 1 else None)
         generator = importlib.import_module(GENERATORS[spec.family])
         sizes = {"episode_length": args.episode_length} if args.episode_length is not None else {}
         out = writable_folder(args.out or default_data_dir())

@@ -48,12 +48,18 @@ from qhyer.report.tables import (
     distinct,
     last_dt_metrics,
     provenance_lines,
-    run_episodes,
     run_table,
     to_markdown,
     write_csv,
 )
-from qhyer.runs import PROVENANCE_COLUMNS, checkout_provenance, provenance_differences, provenance_warning, read_records
+from qhyer.runs import (
+    PROVENANCE_COLUMNS,
+    checkout_provenance,
+    provenance_differences,
+    provenance_warning,
+    read_records,
+    run_evaluation,
+)
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 CLAIM_TYPES = {"value": ("match", "metric", "value", "protocol"),
@@ -137,7 +143,8 @@ class Measurements:
 def _scored(record: dict) -> dict:
     """A run's record with its score (the family's metric, scaled as the tables report it) and the fewest episodes
     any task had at its final checkpoint."""
-    episodes = run_episodes(Path(record["run_dir"]), record, ("seed", "protocol.eval_aggregate"))
+    record, episodes = run_evaluation(record)  # complete and bound to the run's checkpoints, or one line
+    episodes = episodes.assign(seed=record["seed"], **{"protocol.eval_aggregate": record["protocol.eval_aggregate"]})
     column, scale, metric = SCORES[get_spec(record["dataset"]).family]
     final = episodes[episodes["step"] == episodes["step"].max()]
     return {**record, "metric": metric, "score": float(stats.seed_scores(episodes, column).iloc[0]) * scale,
@@ -158,7 +165,7 @@ def measure(paths: Iterable[str | Path]) -> Measurements:
     """Read every run folder given, one at a time (a paper budget holds ~10^3 runs of ~10^3 episodes): episode
     scores of runs with evaluations, Mamba statistics of QHyer runs."""
     records = read_records(paths)
-    runs = [_scored(r) for r in records if (Path(r["run_dir"]) / "eval_episodes.csv").is_file()]
+    runs = [_scored(r) for r in records]  # every run given: one without its evaluation is named, never dropped
     dt_rows = []
     for record in (r for r in records if r["method"] == "qhyer"):
         last = last_dt_metrics(Path(record["run_dir"]))

@@ -38,6 +38,7 @@ from qhyer.runs import (
     provenance_warning,
     read_summary,
     record_row,
+    run_evaluation,
     run_folders,
 )
 
@@ -165,15 +166,10 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
 
 
 def run_episodes(run: Path, record: dict, fields: Iterable[str] | None = None) -> pd.DataFrame:
-    """A run's `eval_episodes.csv`, with its record (identity, protocol, method fields; only `fields` when given)
-    on every row."""
-    path = run / "eval_episodes.csv"
-    frame = read_csv(path, ("task", "episode", "success", "return", "step"))
-    if frame.empty:
-        raise DataError(f"{path} holds no episodes", "re-run its evaluate step")
-    if int(frame["step"].max()) != int(record["protocol.steps"]):
-        raise DataError(f"{path} has no episodes of the final checkpoint (step {record['protocol.steps']}; "
-                        f"latest found: {int(frame['step'].max())})", "re-run its evaluate step")
+    """A run's `eval_episodes.csv`, checked complete and bound to the run's checkpoints by the one strict reader
+    (qhyer.runs.run_evaluation), with its evaluated record (identity, protocol, method fields; only `fields` when
+    given) on every row."""
+    record, frame = run_evaluation({**record, "run_dir": str(run)})
     tags = record if fields is None else {f: record[f] for f in fields}
     return frame.drop(columns=[c for c in tags if c in frame]).assign(**tags)
 

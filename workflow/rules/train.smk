@@ -1,13 +1,21 @@
 # One training run per study × variant × method × dataset × seed. The declared output is summary.json, not
 # the checkpoint: Snakemake deletes the outputs of a killed job, and the trainer resumes from
 # checkpoints/last.pt when it is rerun; a rerun because params changed restarts from zero instead
-# (train.on_changed_config=restart: that checkpoint belongs to the old config). Identity (budget, study, variant)
-# is passed as fields the run records.
+# (train.on_changed_config=restart: that checkpoint belongs to the old config). The checkpoint's config includes the
+# sha256 of the data it read, so a dataset regenerated from another data_seed (its manifest, an input, changes)
+# retrains the run from zero. Identity (budget, study, variant) is passed as fields the run records.
+
+
+def dataset_manifest(wc):
+    """The generated dataset's manifest (qhyer/data/manifest.py): regenerating the data reruns the training."""
+    spec = get_spec(wc.dataset)
+    return [f"{DATA}/{spec.name}.manifest.json"] if spec.regenerable else []
 
 
 rule train:
     input:
         dataset_files,
+        dataset_manifest,
     output:
         f"{RUN}/summary.json",
     params:
