@@ -7,7 +7,8 @@ is the one owner of that identity:
   * the trainer records the identity, every resolved method field and the run's protocol in `summary.json`
     (`run_record`);
   * the report reads runs back with `load_records` / `load_episodes`, from those records alone — never from the
-    folder's path.
+    folder's path — and every table and claim reads a run's evaluation through `run_evaluation`, which refuses one
+    that is incomplete or not of the run's current checkpoints.
 Adding a study = one entry in `STUDIES` (plus its section in the workflow config and its table).
 """
 

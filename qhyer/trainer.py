@@ -5,14 +5,22 @@ sampler and its RNG position, the global torch/numpy RNGs and the step counter);
 `TrainState.state_dict()`, written atomically, so a resumed run continues bit-identically on CPU.
 
 Run folder layout (`cfg.run_dir`):
-    config.yaml           resolved run config (method fields filled for the dataset family)
+    config.yaml           resolved run config (method fields filled for the dataset family) and the `config_hash` of
+                          the checkpoints it belongs to
     method_config.json    the method's typed config, beside its checkpoint (CORL style)
-    checkpoints/last.pt   latest TrainState
+    checkpoints/last.pt   latest TrainState, with its config (`run_identity`: the data's sha256 included) and hash
     checkpoints/step*.pt  evaluation checkpoints the run's schedule keeps (eval.every, eval.aggregate)
     metrics.csv           tidy training/validation metrics: step, split, metric, value
     tb/                   the same metrics for TensorBoard
-    eval_episodes.csv     per-episode evaluation results of every scheduled checkpoint (column `step`)
-    summary.json          the run's record (qhyer/runs.py): identity, protocol, resolved method fields, provenance
+    eval_episodes.csv     per-episode evaluation results of every scheduled checkpoint, each row bound to its
+                          checkpoint (qhyer.runs.EVALUATION_COLUMNS: step, config_hash, episodes_per_task, max_steps)
+    summary.json          the run's record (qhyer/runs.py): identity, protocol, resolved method fields, provenance,
+                          the checkpoints' config_hash
+
+The files describe one another: evaluation refuses a checkpoint whose hash is not config.yaml's (a copied `last.pt`)
+or a summary.json of another checkpoint; training removes summary.json and the evaluations before it changes the
+checkpoint (resume with more steps, restart, `train.resume=false`), so a killed run leaves nothing a table reads;
+the report's one reader (qhyer.runs.run_evaluation) takes only rows of summary.json's checkpoints.
 """
 
 from __future__ import annotations

@@ -77,8 +77,9 @@ def _batch_size_problems(config: dict[str, Any], overrides: dict[str, dict[str, 
             for name in study_datasets(study, config):
                 rows = _dataset_rows(DATASETS[name], config["data"])
                 if rows and batch > min(rows):
-                    problems[f"{method} on {name}: method.batch_size={batch} exceeds the {min(rows)} rows the "
-                             "budget's data settings generate (lower the batch or raise data sizes)"] = None
+                    problems[f"{method} on {name}: method.batch_size={batch} exceeds the {min(rows)} rows of "
+                             "the smallest file (train or validation) the budget's data settings generate (lower the "
+                             "batch or raise data sizes)"] = None
     return list(problems)
 
 

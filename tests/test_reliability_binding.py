@@ -251,7 +251,7 @@ def test_a_config_no_run_can_train_with_is_refused_before_any_file(tmp_path, met
     ({"train": {"method_overrides": {"dt": {"method.embed_dim": 10, "method.n_heads": 3}}}},
      "train.method_overrides.dt: method.embed_dim=10 is not divisible by method.n_heads=3"),
     ({"train": {"method_overrides": {"gcbc": {"method.batch_size": 6000}}}},
-     "gcbc on cube-single-play-v0: method.batch_size=6000 exceeds the 1010 rows"),
+     "gcbc on cube-single-play-v0: method.batch_size=6000 exceeds the 101 rows of the smallest file"),
     ({"runs_root": "A_FILE"}, "runs_root: "),
 ])
 def test_the_dag_config_check_refuses_what_the_train_job_would(tmp_path, change, line):
