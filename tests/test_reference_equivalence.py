@@ -19,6 +19,12 @@ Intended differences, named where they are handled:
   at all. Both then take the same Polyak average of the pre-update weights;
 - HIQL's length normalisation: ours floors ‖φ‖ at 1e-6 (baselines/hiql.py `length_normalize`), which no input
   here reaches.
+
+Every branch the comparison protects is taken by the fixture's batch (`branch_counts`, checked by
+`test_fixture_reaches_every_branch`): both signs of every expectile advantage, each ensemble member as the minimum
+(for HIQL's value, where the minimum sets only the advantage's sign, in a row where the other head's sign differs),
+DDPG+BC's action clip on both sides and inside, and HIQL's AWR weights on both sides of their cap of 100 (the
+fixture raises HIQL's temperatures to 10 for that, see tools/reference_fixtures_ogbench.py FIXTURE_OVERRIDES).
 """
 
 from __future__ import annotations
@@ -140,6 +146,74 @@ def build(method: str, fixture: dict, dtype: torch.dtype):
 def our_batch(fixture: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     return {BATCH_KEYS.get(k, k): torch.tensor(np.asarray(v, np.float32)).to(dtype)
             for k, v in fixture["batch"].items()}
+
+
+def branch_counts(method: str, agent, batch: dict[str, torch.Tensor]) -> dict[str, int]:
+    """How many rows (or action entries) of the batch take each side of every cap, clip, sign and minimum in the
+    losses, from our agent before the update (equal to OGBench's to float64 rounding, as the test below shows)."""
+    def sides(name: str, condition: torch.Tensor) -> dict[str, int]:
+        return {f"{name}": int(condition.sum()), f"not {name}": int((~condition).sum())}
+
+    obs, next_obs, counts = batch["observations"], batch["next_observations"], {}
+    with torch.no_grad():
+        if method == "gciql":
+            q_target = agent.target_critic(obs, batch["value_goals"], batch["actions"])           # (2, B)
+            adv = q_target.min(0).values - agent.value(obs, batch["value_goals"])[0]
+            counts |= sides("value advantage < 0", adv < 0)
+            counts |= sides("target Q1 is the minimum", q_target.argmin(0) == 0)
+            mean = agent.actor(obs, batch["actor_goals"])
+            counts |= {"action mean > 1": int((mean > 1).sum()), "action mean < -1": int((mean < -1).sum()),
+                       "action mean in [-1, 1]": int((mean.abs() <= 1).sum())}
+            q_pi = agent.critic(obs, batch["actor_goals"], mean.clamp(-1.0, 1.0))
+            counts |= sides("Q1 of the policy's action is the minimum", q_pi.argmin(0) == 0)
+        elif method == "hiql":
+            cfg = agent.cfg
+            next_v = agent.v(agent.target_value, next_obs, batch["value_goals"])                    # (2, B)
+            q = batch["rewards"] + cfg.discount * batch["masks"] * next_v                            # (2, B)
+            adv_of_head = q - agent.v(agent.target_value, obs, batch["value_goals"]).mean(0)          # (2, B)
+            adv = adv_of_head.min(0).values
+            counts |= sides("value advantage < 0", adv < 0)
+            # The minimum over heads enters only the advantage's sign, so a row tests it only where the two heads'
+            # advantages differ in sign.
+            decides = (adv_of_head[0] < 0) != (adv_of_head[1] < 0)
+            for head in (0, 1):
+                counts[f"next target V{head + 1} is the minimum and sets the sign"] = int(
+                    (decides & (next_v.argmin(0) == head)).sum())
+            for level, ahead, goals, alpha in (("low", next_obs, batch["low_goals"], cfg.low_alpha),
+                                               ("high", batch["high_targets"], batch["high_goals"], cfg.high_alpha)):
+                adv = agent.v(agent.value, ahead, goals).mean(0) - agent.v(agent.value, obs, goals).mean(0)
+                counts |= sides(f"{level} AWR weight above its cap of 100", torch.exp(alpha * adv) > 100.0)
+    return counts
+
+
+@pytest.mark.parametrize("method", ["gciql", "hiql"])
+def test_fixture_reaches_every_branch(method):
+    """GCBC's loss has no branch; GCIQL's and HIQL's batches must take every side (see `branch_counts`)."""
+    fixture = load(method)
+    counts = branch_counts(method, build(method, fixture, torch.float64), our_batch(fixture, torch.float64))
+    assert counts and all(counts.values()), counts
+
+
+@pytest.mark.parametrize("method", ["gciql", "hiql", "gcbc"])
+def test_float32_gradients_are_not_rounding_noise(method):
+    """Adam's first step moves a weight by lr·g/(|g| + ε) ≈ ±lr·sign(g) however small g is, so an entry whose float32
+    gradient were rounding noise (its exact value 0 or below float32's error) would move by a CPU-dependent ±lr
+    (AVX2 and AVX-512 kernels round differently) and the float32 comparison of the updated weights would test
+    rounding. Here every float32 gradient entry is within half its exact (float64, OGBench's) value of it — the
+    largest error seen is ~10%, on GCIQL critic entries ~3e-7 of their layer's largest — so its sign, and Adam's
+    step, are the computation's on any CPU; and exact zeros (outputs that take no part) stay exactly zero."""
+    fixture = load(method)
+    agent = build(method, fixture, torch.float32)
+    agent.update(our_batch(fixture, torch.float32), step=0)
+    for name, members in modules(method, agent).items():
+        for grad_mlp, net in zip(fixture["grads"][name], members, strict=True):
+            for ref, grad in pairs(grad_mlp, net, "grad"):
+                if grad is None:  # a target network
+                    continue
+                ours = grad.double().numpy()
+                assert not ours[ref == 0].any(), f"{name}: a gradient that is exactly 0 is not 0 in float32"
+                nonzero = ref != 0
+                assert (np.abs(ours[nonzero] - ref[nonzero]) <= 0.5 * np.abs(ref[nonzero])).all(), name
 
 
 def close(actual, expected, dtype: torch.dtype, what: str) -> None:
