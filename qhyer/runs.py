@@ -364,7 +364,7 @@ def _read_episodes(path: Path) -> pd.DataFrame:
     if cut:
         raise _refuse(path, "not a readable CSV: empty, or it ends mid-row (cut off while written or copied)")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"config_hash": str})  # a hex hash of digits only is still a string
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise _refuse(path, f"not a readable CSV ({' '.join(str(err).split())})") from None
     missing = [c for c in EPISODE_COLUMNS if c not in frame]
