@@ -77,8 +77,8 @@ def test_cli_trains_iql_on_a_synthetic_antmaze_file(tmp_path):
     write_synthetic_antmaze(tmp_path / "data" / SPEC.train_file)
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "qhyer.train", "method=iql", f"dataset={SPEC.name}",
-               f"data_dir={tmp_path / 'data'}", f"run_dir={run_dir}", "train.steps=6", "train.progress=false", "train.threads=1",
-               "method.batch_size=16", "method.hidden_dims=[16,16]", "eval.enabled=false"]
+               f"data_dir={tmp_path / 'data'}", f"run_dir={run_dir}", "train.steps=6", "train.progress=false",
+               "train.threads=1", "method.batch_size=16", "method.hidden_dims=[16,16]", "eval.enabled=false"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
