@@ -83,3 +83,37 @@ def test_qhyer_rtg_token_stays_at_the_target_after_the_goal_is_reached():
         assert torch.equal(policy.q_history, torch.full((3, steps), cfg.rtg_target))
     for t in range(steps):
         np.testing.assert_array_equal(actions["reached", t], actions["not yet", t])
+
+
+# --- the RTG ablation row compares like with like (issue 18 item 6) ---------------------------------------------
+def test_the_rtg_rows_control_trains_nf_on_the_rtg_goal_mix_and_is_reported_apart(tmp_path):
+    from run_folders import write_run
+
+    from qhyer.algorithm import QHyerConfig
+    from qhyer.report import claims, figures, tables
+    from qhyer.report.cost import CONFIG_DIR
+    from qhyer.runs import study_variants, workflow_config
+
+    rtg_mix = QHyerConfig(conditioning="rtg").for_family("ogbench_play").goal_mix
+    for budget in ("quick", "paper"):
+        variants = study_variants("ablation", workflow_config(CONFIG_DIR, budget))
+        control = QHyerConfig(**variants["attention-nf-rtg-goals"]).for_family("ogbench_play")
+        assert control.conditioning == "nf" and control.goal_mix == rtg_mix   # the config's goal_mix is rtg's
+        assert QHyerConfig(**variants["attention-nf"]).for_family("ogbench_play").p_random == 0.0
+
+    scores = {"attention-nf": 60.0, "attention-rtg": 20.0, "attention-nf-rtg-goals": 40.0}
+    schedule = {"episodes_per_task": 10, "every": 0, "aggregate": "final", "last_k": 1}
+    runs = [write_run(tmp_path, study="ablation", variant=variant, dataset=dataset, seed=seed, schedule=schedule,
+                      score=score + 10 * seed, method_fields=variants[variant])
+            for variant, score in scores.items() for dataset in ("cube-single-play-v0", "cube-single-noisy-v0")
+            for seed in range(3)]
+    table = tables.ablation(tables.load_episodes(runs), reps=200)
+    cells = table.tidy.set_index(["dataset", "random_goals", "conditioning"])["mean"]
+    assert cells["cube-single-play-v0", 0.0, "nf"] == pytest.approx(70.0)
+    assert cells["cube-single-play-v0", 0.2, "nf"] == pytest.approx(50.0)
+    assert len(table.sections[0].display) == 4                     # per dataset: a future-goal row and a 20 % row
+    figures.ablation_heatmap(table.tidy)                            # one heatmap row per backbone and goal mix
+    doc = claims.load_claims()
+    rtg_claim = next(c for c in doc["claims"] if c["id"] == "ablation.order.rtg")
+    used = claims.CHECKS["ordering"](rtg_claim, doc, claims.measure(runs)).rows
+    assert set(used["variant"]) == {"attention-nf-rtg-goals", "attention-rtg"}

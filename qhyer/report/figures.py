@@ -109,12 +109,17 @@ def table1_bars(table: pd.DataFrame) -> Figure:
 
 
 def ablation_heatmap(table: pd.DataFrame) -> Figure:
-    """Ablation: success rate of each backbone x conditioning, one heatmap per dataset."""
+    """Ablation: success rate of each backbone x conditioning, one heatmap per dataset; a row per backbone and
+    share of random training goals (the 'rtg' variant's goal mix and its control apart from future goals only)."""
     datasets = list(dict.fromkeys(table["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3), squeeze=False)
+    table = table.assign(row=[b if p == 0 else f"{b} ({100 * p:.0f}% random goals)"
+                              for b, p in zip(table["backbone"], table["random_goals"], strict=True)])
+    rows = list(dict.fromkeys(table.assign(order=table["backbone"].map(list(BACKBONES).index))
+                              .sort_values(["order", "random_goals"])["row"]))
     for ax, dataset in zip(axes[0], datasets, strict=True):
-        grid = table[table["dataset"] == dataset].pivot(index="backbone", columns="conditioning", values="mean")
-        grid = grid.reindex(index=[b for b in BACKBONES if b in grid.index],
+        grid = table[table["dataset"] == dataset].pivot(index="row", columns="conditioning", values="mean")
+        grid = grid.reindex(index=[r for r in rows if r in grid.index],
                             columns=[c for c in CONDITIONINGS if c in grid.columns])
         sns.heatmap(grid, ax=ax, annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis", cbar=ax is axes[0][-1])
         ax.set_title(dataset)
@@ -399,7 +404,7 @@ def learning_curves(curves: pd.DataFrame) -> Figure:
 # name -> (plot, columns the table must have)
 FIGURES: dict[str, tuple[Callable[[pd.DataFrame], Figure], tuple[str, ...]]] = {
     "table1": (table1_bars, ("dataset", "method", "mean", "ci_low", "ci_high", "budget")),
-    "ablation": (ablation_heatmap, ("dataset", "backbone", "conditioning", "mean", "budget")),
+    "ablation": (ablation_heatmap, ("dataset", "backbone", "random_goals", "conditioning", "mean", "budget")),
     "tau": (tau_curve, ("dataset", "tau", "mean", "ci_low", "ci_high", "budget")),
     "dt": (dt_distributions, DT_COLUMNS),
     "gate": (gate_share, DT_COLUMNS),

@@ -358,7 +358,10 @@ def table2(episodes: pd.DataFrame, absent: Sequence[str] = (), reps: int = stats
 
 
 # Recorded method fields a study's table shows, as {column: record field}.
-ABLATION_FIELDS = {"backbone": "method.backbone", "conditioning": "method.conditioning"}
+# random_goals (the share of random goals the run trained on) separates the 'rtg' variant's goal mix and its control
+# (workflow config ablation.rtg_goals) from the future-goal runs of the same backbone.
+ABLATION_FIELDS = {"backbone": "method.backbone", "random_goals": "method.p_random",
+                   "conditioning": "method.conditioning"}
 TAU_FIELDS = {"tau": "method.expectile_tau"}
 
 
@@ -371,7 +374,7 @@ def ablation(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.S
     """Backbone x conditioning on the ablation datasets, success x100."""
     episodes = _with_fields(_select(episodes, "ablation", {"ogbench"}), ABLATION_FIELDS)
     tidy = _summaries(episodes, ["dataset", "method", "variant", *ABLATION_FIELDS], reps, seed)
-    display, bold = pivot(tidy, ["dataset", "backbone"], "conditioning", CONDITIONINGS)
+    display, bold = pivot(tidy, ["dataset", "backbone", "random_goals"], "conditioning", CONDITIONINGS)
     return Table("Ablation: backbone x conditioning, success rate (%)", tidy,
                  [Section("Success rate (%)", display, bold)], [BEST_ROW_NOTE, INTERVAL_NOTE], run_table(episodes))
 
