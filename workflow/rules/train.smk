@@ -6,16 +6,11 @@
 # retrains the run from zero. Identity (budget, study, variant) is passed as fields the run records.
 
 
-def dataset_manifest(wc):
-    """The generated dataset's manifest (qhyer/data/manifest.py): regenerating the data reruns the training."""
-    spec = get_spec(wc.dataset)
-    return [f"{DATA}/{spec.name}.manifest.json"] if spec.regenerable else []
-
-
 rule train:
     input:
         dataset_files,
-        dataset_manifest,
+        # the generated dataset's manifest (qhyer/data/manifest.py): regenerating the data reruns the training
+        lambda wc: [f"{DATA}/{wc.dataset}.manifest.json"] if get_spec(wc.dataset).regenerable else [],
     output:
         f"{RUN}/summary.json",
     params:
