@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -43,10 +44,17 @@ TINY = {"qhyer": {**SEQUENCE_SIZES, "n_heads": 2, "d_state": 4, "critic_hidden":
                                                                                 "kernel_dropout": 0.0},
         **{m: {"batch_size": 8, "actor_hidden_dims": (16, 16)} for m in ("gcbc", "gciql", "hiql")}}
 TINY["gciql"] = TINY["hiql"] = {**TINY["gcbc"], "value_hidden_dims": (16, 16)}
+TINY["iql"] = {"batch_size": 8, "hidden_dims": (16, 16)}
 # metrics computed by float32 islands alone from float32 inputs: identical under bf16
 ISLAND_METRICS = {"gciql": ("value_loss", "critic_loss"), "hiql": ("value_loss",), "qt": ("q_mean",),
                   "qhyer": ("loss_critic", "loss_q")}
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def walks():
+    """Random walks with rewards on every fifth row: IQL trains on stored rewards, the others ignore them."""
+    data = random_walks()
+    return dataclasses.replace(data, rewards=(np.arange(len(data.observations)) % 5 == 0).astype(np.float32))
 
 
 def tiny_agent(method: str, device: str = "cpu"):
@@ -55,13 +63,13 @@ def tiny_agent(method: str, device: str = "cpu"):
     overrides = {**TINY[method], **({"warmup_steps": 1} if "warmup_steps" in fields else {})}  # full lr at step 0
     cfg = config_cls(**overrides).for_family(dataset_family(SPEC)).for_budget(100)
     torch.manual_seed(0)
-    return agent_cls(cfg, DataInfo.from_dataset(SPEC, random_walks(), cfg.goal_rep)).to(device)
+    return agent_cls(cfg, DataInfo.from_dataset(SPEC, walks(), cfg.goal_rep)).to(device)
 
 
 def one_update(method: str, precision: str, device: str = "cpu"):
     """(metrics, gradients, weights after the step, largest lr) of one update from the seed-0 weights."""
     agent = tiny_agent(method, device)
-    batch = agent.make_sampler(random_walks(), seed=0).sample(agent.cfg.batch_size)
+    batch = agent.make_sampler(walks(), seed=0).sample(agent.cfg.batch_size)
     batch = {k: v.to(device) for k, v in batch.items()}
     agent.wrap_loss_functions(precision)
     random.seed(0)
@@ -141,7 +149,7 @@ def test_compiled_bf16_equals_eager_bf16():
     for compile_mode in (None, "default"):
         agent = tiny_agent("gciql")
         agent.wrap_loss_functions("bf16", compile_mode)
-        batches = [agent.make_sampler(random_walks(), seed=s).sample(agent.cfg.batch_size) for s in range(3)]
+        batches = [agent.make_sampler(walks(), seed=s).sample(agent.cfg.batch_size) for s in range(3)]
         results.append(([agent.update(batch, step) for step, batch in enumerate(batches)], agent.state_dict()))
     (eager_metrics, eager_weights), (compiled_metrics, compiled_weights) = results
     for eager, compiled in zip(eager_metrics, compiled_metrics, strict=True):
@@ -174,7 +182,7 @@ def test_cuda_graphs_training_equals_eager(method, no_tf32):
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     batches = [{k: v.cuda() for k, v in batch.items()}
-               for batch in (tiny_agent(method).make_sampler(random_walks(), seed=s).sample(8) for s in range(3))]
+               for batch in (tiny_agent(method).make_sampler(walks(), seed=s).sample(8) for s in range(3))]
     results = []
     for compile_mode in (None, "reduce-overhead"):
         agent = tiny_agent(method, "cuda")
