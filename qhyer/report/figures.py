@@ -320,7 +320,8 @@ def claims_forest(check: pd.DataFrame) -> Figure:
 # split `train`); `loss` alone where it is the only term. A QHyer variant without a critic logs only loss_bc.
 LOSS_TERMS = {"qhyer": ("loss_bc", "loss_critic", "loss_q"), "dt": ("loss",), "qt": ("critic_loss", "actor_loss"),
               "lsdt": ("loss",), "gciql": ("value_loss", "critic_loss", "actor_loss"),
-              "hiql": ("value_loss", "low_actor_loss", "high_actor_loss"), "gcbc": ("loss",)}
+              "hiql": ("value_loss", "low_actor_loss", "high_actor_loss"), "gcbc": ("loss",),
+              "iql": ("value_loss", "actor_loss", "critic_loss")}
 EVALUATION = "evaluation"
 SCORE_LABELS = {"success_x100": "success rate (%)", "normalized_score": "normalised score"}
 
