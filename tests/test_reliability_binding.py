@@ -405,3 +405,20 @@ def test_the_slurm_profile_asks_for_a_signal_before_the_time_limit():
     profile = Path(__file__).resolve().parents[1] / "workflow" / "profiles" / "slurm" / "config.yaml"
     train_resources = __import__("yaml").safe_load(profile.read_text())["set-resources"]["train"]
     assert "--signal=TERM@" in train_resources["slurm_extra"]
+
+
+def test_cost_refuses_a_speedup_that_is_not_a_positive_number(tmp_path):
+    for value in ("nan", "inf", "0"):
+        result = subprocess.run([sys.executable, "-m", "qhyer.report", "cost", "--budget", "smoke",
+                                 "--assumed-gpu-speedup", value], capture_output=True, text=True, cwd=tmp_path)
+        assert_cli_error(result, "assumed GPU speed-up must be a positive number")
+
+
+@pytest.mark.parametrize("arguments, needle", [(["--seed", "-1"], "--seed at least 0"),
+                                               (["--out", "taken"], "--out taken is a file")])
+def test_rollout_sanity_refuses_bad_arguments_before_any_episode(tmp_path, arguments, needle):
+    (tmp_path / "taken").write_text("a file")
+    result = subprocess.run([sys.executable, "-m", "qhyer.rollout", "sanity", "--dataset", "maze2d-umaze",
+                             "--episodes", "1000", *arguments], capture_output=True, text=True, cwd=tmp_path)
+    assert_cli_error(result, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"] and (tmp_path / "taken").read_text() == "a file"

@@ -490,8 +490,9 @@ def write_estimate(budget: str, out: Path | None = None, config_dir: Path = CONF
     """The CLI's work: the rendered estimate, and the CSV written when `out` is given. `gpu_table` defaults to
     the newest benchmarks/results/gpu_*.csv, `manifest_dirs` to the budget's data folder. `target` `verify`: the
     staged plan of the `claims` selection (default: the config's) next to the fixed plan."""
-    if assumed_gpu_speedup <= 0:
-        raise ConfigError(f"the assumed GPU speed-up must be positive (got {assumed_gpu_speedup})")
+    if not (math.isfinite(assumed_gpu_speedup) and assumed_gpu_speedup > 0):  # nan would fill every row with nan
+        raise ConfigError(f"the assumed GPU speed-up must be a positive number (got {assumed_gpu_speedup})",
+                          "e.g. --assumed-gpu-speedup 10")
     if target == "verify":
         tables = Tables(cpu_table, eval_table, gpu_table,
                         tuple(manifest_dirs) if manifest_dirs is not None else None,

@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     spec = get_spec(args.dataset)
-    if args.episodes < 1 or (args.num_envs is not None and args.num_envs < 1) or args.max_steps < 0:
-        raise ConfigError("--episodes and --num-envs must be at least 1, --max-steps at least 0")
+    if args.episodes < 1 or (args.num_envs is not None and args.num_envs < 1) or args.max_steps < 0 or args.seed < 0:
+        raise ConfigError("--episodes and --num-envs must be at least 1, --max-steps and --seed at least 0")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():  # checked before any episode is played
+        raise ConfigError(f"--out {args.out} is a file, not a folder", "pass a folder for the CSVs")
     policies = {name: make_sanity_policy(name, spec) for name in args.policies}  # fail early on 'oracle'
     total = len(eval_tasks(spec)) * args.episodes
     num_envs = min(args.num_envs or total, total)
