@@ -213,7 +213,8 @@ class QTAgent(SequenceAgent):
         repeated C // n_targets times (each minus the reward received so far, scaled: `conditioning`), the rest
         N(0, 1); N(0, 0.1) on the current return of every row after the first n_targets; the last row's current
         return replaced by the target critic's min Q(s_{t−1}, a_{t−1}) − r_{t−1} (from t = 1: QT reads padding at
-        t = 0; r is the reward `spent_reward` counts, none under 'relabelled'). Each row predicts a_t; one is sampled by softmax over min Q'(s_t, â)."""
+        t = 0; r is the reward `spent_reward` counts, none under 'relabelled'). Each row predicts a_t; one is sampled
+        by softmax over min Q'(s_t, â)."""
         cfg = self.cfg
         b, k = spent.shape
         c, device = cfg.n_candidates, spent.device

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -50,6 +49,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from reference_checkout import checkout_commit  # noqa: E402  (tools/, the script's own folder)
+
 from qhyer.errors import UserError, cli_main  # noqa: E402  (qhyer.errors needs nothing beyond the standard library)
 
 OBS_DIM, ACTION_DIM, BATCH = 5, 3, 16
@@ -227,13 +228,7 @@ def import_policy_leniently() -> None:
 
 
 def reference_info(checkout: Path, commit: str | None) -> dict:
-    if commit is None:
-        try:
-            commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], check=True,
-                                    capture_output=True, text=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError) as err:
-            raise UserError(f"{checkout} is not a git checkout, so its commit is unknown",
-                            "pass --commit SHA of the export") from err
+    commit = checkout_commit(checkout, commit)
     import flax
     import jax
     import optax

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,6 +38,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from reference_checkout import checkout_commit  # noqa: E402  (tools/, the script's own folder)
+
 from qhyer.errors import UserError, cli_main  # noqa: E402  (qhyer.errors needs nothing beyond the standard library)
 
 # Tiny sizes: every module is small enough that the whole fixture stays under 200 KB.
@@ -177,13 +178,7 @@ def float32_digits(x):
 
 
 def reference_info(ogbench: Path, commit: str | None) -> dict:
-    if commit is None:
-        try:
-            commit = subprocess.run(["git", "-C", str(ogbench), "rev-parse", "HEAD"], check=True,
-                                    capture_output=True, text=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError) as err:
-            raise UserError(f"{ogbench} is not a git checkout, so its commit is unknown",
-                            "pass --commit SHA of the export") from err
+    commit = checkout_commit(ogbench, commit)
     import flax
     import jax
     import optax
@@ -217,7 +212,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.agents:
         path = args.out / f"{name}.json"
-        text = json.dumps(build_fixture(name, SEEDS[name] if args.seed is None else args.seed, args.perturb, reference), separators=(",", ":")) + "\n"
+        seed = SEEDS[name] if args.seed is None else args.seed
+        text = json.dumps(build_fixture(name, seed, args.perturb, reference), separators=(",", ":")) + "\n"
         path.write_text(text)
         print(f"{path}: {len(text) / 1024:.0f} KB")
 
