@@ -18,3 +18,12 @@ def checkout_commit(checkout: Path, commit: str | None) -> str:
     except (OSError, subprocess.CalledProcessError) as err:
         raise UserError(f"{checkout} is not a git checkout, so its commit is unknown",
                         "pass --commit SHA of the export") from err
+
+
+def float32_digits(x):
+    """Floats of a nested list/dict at 9 significant digits: exact for values that are float32 numbers."""
+    if isinstance(x, float):
+        return float(f"{x:.9g}")
+    if isinstance(x, list):
+        return [float32_digits(v) for v in x]
+    return {k: float32_digits(v) for k, v in x.items()}

@@ -49,7 +49,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-from reference_checkout import checkout_commit  # noqa: E402  (tools/, the script's own folder)
+from reference_checkout import checkout_commit, float32_digits  # noqa: E402  (tools/, the script's own folder)
 
 from qhyer.errors import UserError, cli_main  # noqa: E402  (qhyer.errors needs nothing beyond the standard library)
 
@@ -105,15 +105,6 @@ def neutral(name: str, params) -> list[dict]:
     if name == "value":
         return [neutral_mlp(params["MLP_0"])]
     raise UserError(f"unknown reference module '{name}'", "the reference changed; extend neutral() in this script")
-
-
-def float32_digits(x):
-    """Floats of a nested list/dict at 9 significant digits: exact for values that are float32 numbers."""
-    if isinstance(x, float):
-        return float(f"{x:.9g}")
-    if isinstance(x, list):
-        return [float32_digits(v) for v in x]
-    return {k: float32_digits(v) for k, v in x.items()}
 
 
 def build_fixture(seed: int, perturb: float, reference: dict) -> dict:

@@ -38,7 +38,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-from reference_checkout import checkout_commit  # noqa: E402  (tools/, the script's own folder)
+from reference_checkout import checkout_commit, float32_digits  # noqa: E402  (tools/, the script's own folder)
 
 from qhyer.errors import UserError, cli_main  # noqa: E402  (qhyer.errors needs nothing beyond the standard library)
 
@@ -166,15 +166,6 @@ def build_fixture(agent_name: str, seed: int, perturb_scale: float, reference: d
         "grad_norms": module_grad_norms(grads),
         "params_after": neutral(updated.network.params),
     }
-
-
-def float32_digits(x):
-    """Floats of a nested list/dict at 9 significant digits: exact for values that are float32 numbers."""
-    if isinstance(x, float):
-        return float(f"{x:.9g}")
-    if isinstance(x, list):
-        return [float32_digits(v) for v in x]
-    return {k: float32_digits(v) for k, v in x.items()}
 
 
 def reference_info(ogbench: Path, commit: str | None) -> dict:
