@@ -183,9 +183,42 @@ def test_jobs_that_cannot_finish_within_limit_times_attempts_are_flagged(tables)
     runs = runs.assign(steps=[cost.train_steps(r.study, r.method, r.dataset, config) for r in runs.itertuples()])
     flagged = cost.unfinishable_jobs(config, runs, tables["cpu_table"].parent, attempts=4)
     assert set(flagged["method"]) == {"qhyer"} and (flagged["limit_hours"] == 24).all()
-    assert (flagged["attempts_needed"] == 6).all()  # ceil(138.9 h / 24 h)
+    assert (flagged["attempts_needed"] == 12).all()  # ceil(2 x 138.9 h / 24 h): the limit's safety factor too
     assert "cannot finish on SLURM" in cost.unfinishable_lines(flagged)[0]
     assert cost.unfinishable_lines(flagged.iloc[:0]) == []
+
+
+def test_the_train_rule_resubmits_until_the_longest_run_is_done(tables):
+    """`retries` of the train rule: enough attempts of the 24 h limit for the longest planned run's time x the
+    safety factor (each attempt resumes from its checkpoint), + the SLURM profile's retries as spare; None (the
+    rule then takes --retries, as before) while every run fits one limit. Then nothing is flagged."""
+    results = tables["cpu_table"].parent
+    config = cost.workflow_config(cost.CONFIG_DIR, "smoke")
+    config["data_root"] = "/nonexistent/data"
+    assert cost.train_retries(config, results) is None  # smoke's runs are minutes long
+    config["train"]["method_overrides"]["qhyer"]["steps"] = 50_000_000  # 139 h at CPU_MS, the longest run
+    runs = cost.planned_runs(config, cost.data_dir_of(config))
+    longest_ms = runs["steps"].max() * CPU_MS["qhyer"]
+    limit = cost.TIME_LIMIT_MINUTES[1]
+    info = cost.train_resubmission(config, results)
+    spare = cost.slurm_attempts() - 1
+    assert info["spare"] == spare >= 1 and info["limit_hours"] * 60 == limit
+    assert info["needed"] * limit >= cost.TIME_LIMIT_SAFETY * longest_ms / 60_000 > (info["needed"] - 1) * limit
+    assert info["retries"] == info["needed"] - 1 + spare == cost.train_retries(config, results)
+    assert cost.train_attempts(config, results) == info["retries"] + 1
+    assert cost.unfinishable_jobs(config, runs, results).empty  # the rule's attempts cover every planned run
+    flagged = cost.unfinishable_jobs(config, runs, results, attempts=info["needed"] - 1)
+    assert set(flagged["method"]) == {"qhyer"}
+    assert f"up to {info['retries'] + 1} attempts" in cost.resubmission_line(config, results)
+
+
+def test_the_train_rule_takes_its_retries_from_the_plan():
+    """Snakemake 9 takes a rule's `retries` as one int (no function of the job): the rule reads train_retries."""
+    import re
+
+    rule = (cost.ROOT / "workflow" / "rules" / "train.smk").read_text().split("rule train:")[1]
+    assert re.search(r"^    retries: train_retries\(config\)$", rule, re.MULTILINE)
+    assert "from qhyer.report.cost import train_retries" in (cost.ROOT / "workflow" / "rules" / "train.smk").read_text()
 
 
 def test_cost_cli_verify_target_and_claims_selection(capsys, fast_simulation):

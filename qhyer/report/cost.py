@@ -44,7 +44,9 @@ ASSUMED_GPU_SPEEDUP = 10.0
 # ASSUMPTIONS of the SLURM time limits (the train and evaluate rules' `runtime`, from this estimate): x2 for
 # the benchmarks' noise and for runs sharing a GPU; at least 15 min (queueing, start-up, data loading); at most 24 h,
 # a common GPU-partition limit: a run still going then is TIMEOUT, resubmitted by `retries`, and resumes from its
-# checkpoint.
+# checkpoint. A train job longer than that gets as many attempts as its projected time x the same safety factor needs
+# (train_retries: the train rule's `retries`), plus the SLURM profile's `retries` as spare for pre-emptions and node
+# failures.
 TIME_LIMIT_SAFETY = 2.0
 TIME_LIMIT_MINUTES = (15, 24 * 60)
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
@@ -330,18 +332,52 @@ def job_time_limits(config: dict, results: Path = RESULTS) -> dict[tuple, dict[s
             for key, (train, evaluate) in _train_minutes(runs, config, results).items()}
 
 
+def attempts_needed(train_ms: float, limit_minutes: int) -> int:
+    """Attempts a train job needs at `limit_minutes` each to cover its projected time x TIME_LIMIT_SAFETY (the
+    margin a job that fits one limit has): each attempt resumes from the checkpoint the previous one wrote on
+    SIGTERM (workflow/profiles/slurm: --signal=TERM@180)."""
+    return max(1, math.ceil(TIME_LIMIT_SAFETY * train_ms / 60_000 / limit_minutes))
+
+
+def train_resubmission(config: dict, results: Path = RESULTS, profile: Path = SLURM_PROFILE) -> dict:
+    """How often the train rule resubmits a job (workflow/rules/train.smk `retries`), from the DAG's plan: `retries`
+    None while every planned train job fits one time limit (the rule then takes --retries, the profile's, as before);
+    else the attempts the longest job needs - 1 + the profile's retries (spare). One number for every job of the
+    rule: Snakemake 9 takes a rule's `retries` as an int >= 0, not a function of the job (snakemake/workflow.py,
+    `Retries values have to be integers >= 0`), and a rule's own value replaces --retries (snakemake/rules.py,
+    Rule.restart_times). Also: `needed`, `longest_hours`, `limit_hours` of the longest job, `spare`."""
+    spare = slurm_attempts(profile) - 1
+    runs = planned_runs(config, data_dir_of(config))
+    train = max((ms for ms, _ in _train_minutes(runs, config, results).values()), default=0.0)
+    needed = attempts_needed(train, _limit(train))
+    return {"retries": None if needed == 1 else needed - 1 + spare, "needed": needed, "spare": spare,
+            "longest_hours": train / 3.6e6, "limit_hours": _limit(train) / 60}
+
+
+def train_retries(config: dict, results: Path = RESULTS) -> int | None:
+    """The train rule's `retries` (train_resubmission)."""
+    return train_resubmission(config, results)["retries"]
+
+
+def train_attempts(config: dict, results: Path = RESULTS) -> int:
+    """Attempts a train job of the DAG gets on SLURM: 1 + the rule's retries, else the profile's."""
+    retries = train_retries(config, results)
+    return 1 + retries if retries is not None else slurm_attempts()
+
+
 def unfinishable_jobs(config: dict, runs: pd.DataFrame, results: Path = RESULTS,
                       attempts: int | None = None) -> pd.DataFrame:
-    """The train jobs whose projected time exceeds their time limit x attempts (they would never finish on SLURM):
-    one row per run configuration with its projected hours, limit and the attempts it would need."""
-    attempts = attempts or slurm_attempts()
+    """The train jobs whose projected time x TIME_LIMIT_SAFETY exceeds their time limit x attempts (default: the
+    attempts the train rule gives, train_attempts), so they could not finish on SLURM: one row per run
+    configuration with its projected hours, limit and the attempts it would need."""
+    attempts = attempts or train_attempts(config, results)
     rows = []
     for (study, variant, method, dataset), (train, _) in _train_minutes(runs, config, results).items():
         limit = _limit(train)
-        if train / 60_000 > limit * attempts:
+        if attempts_needed(train, limit) > attempts:
             rows.append({"study": study, "variant": variant, "method": method, "dataset": dataset,
                          "projected_hours": train / 3.6e6, "limit_hours": limit / 60, "attempts": attempts,
-                         "attempts_needed": math.ceil(train / 60_000 / limit)})
+                         "attempts_needed": attempts_needed(train, limit)})
     return pd.DataFrame(rows, columns=["study", "variant", "method", "dataset", "projected_hours", "limit_hours",
                                        "attempts", "attempts_needed"])
 
@@ -366,13 +402,25 @@ def render(table: pd.DataFrame, budget: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def resubmission_line(config: dict, results: Path = RESULTS) -> str:
+    """What the train rule's `retries` will be, and why (train_resubmission)."""
+    info = train_resubmission(config, results)
+    if info["retries"] is None:
+        return (f"SLURM resubmission: every train job fits one time limit (the longest {info['longest_hours']:.1f} h "
+                f"projected); train jobs take --retries (the SLURM profile's: {info['spare']}).")
+    return (f"SLURM resubmission: train jobs get up to {info['retries'] + 1} attempts (the train rule's `retries` "
+            f"{info['retries']}): the longest, {info['longest_hours']:.1f} h projected, needs {info['needed']} "
+            f"attempts of its {info['limit_hours']:.0f} h limit for its time x {TIME_LIMIT_SAFETY:g}, each resuming "
+            f"from its checkpoint, + {info['spare']} spare (the profile's retries).")
+
+
 def unfinishable_lines(jobs: pd.DataFrame) -> list[str]:
     """The flag for train jobs that cannot finish within their time limit x attempts (empty when none)."""
     if jobs.empty:
         return []
-    lines = [f"WARNING: {len(jobs)} train job configuration(s) cannot finish on SLURM: projected time > time limit x "
-             f"{jobs['attempts'].iloc[0]} attempts (1 + the profile's retries; each attempt resumes from the "
-             "checkpoint). Raise `retries` to the attempts needed, or the limit:"]
+    lines = [f"WARNING: {len(jobs)} train job configuration(s) cannot finish on SLURM: projected time x "
+             f"{TIME_LIMIT_SAFETY:g} > time limit x {jobs['attempts'].iloc[0]} attempts (each attempt resumes from "
+             "the checkpoint). Raise the attempts (the train rule's `retries`) or the limit:"]
     lines += [f"  {r.study}/{r.variant}/{r.method}/{r.dataset}: {r.projected_hours:.1f} h projected, limit "
               f"{r.limit_hours:.0f} h, {r.attempts_needed} attempts needed" for r in jobs.itertuples()]
     return lines
@@ -456,6 +504,7 @@ def estimate_verify(budget: str, patterns: list[str] | None = None, config_dir: 
                     for name in (fixed_name, staged_name) if not runs_by_plan[name].empty}
     return pd.DataFrame(rows), {"config": config, "design": design, "expected_seeds": per_type, "plans": details,
                                 "patterns": patterns, "sd": sd, "unfinishable": unfinishable,
+                                "resubmission": resubmission_line(config, tables.cpu.parent),
                                 "runs": runs_by_plan, "train_device": "GPU" if on_gpu else "CPU"}
 
 
@@ -477,6 +526,7 @@ def render_verify(table: pd.DataFrame, info: dict, budget: str) -> str:
     lines += ["", "Times per unit as in `cost --budget` (benchmark tables; data from manifests, else the generation "
               "benchmark, projected). Baselines `published` re-run every baseline whose summary is not vendored "
               "(qhyer/report/published_baselines.yaml)."]
+    lines.append(info["resubmission"])
     for name, jobs in info["unfinishable"].items():
         lines += [f"{name}: {line}" if i == 0 else line for i, line in enumerate(unfinishable_lines(jobs))]
     return "\n".join(lines) + "\n"
@@ -506,7 +556,7 @@ def write_estimate(budget: str, out: Path | None = None, config_dir: Path = CONF
         table, plan = estimate(budget, config_dir, cpu_table, eval_table, gpu_table or latest_gpu_table(),
                                manifest_dirs if manifest_dirs is not None else [data_dir_of(config)],
                                assumed_gpu_speedup)
-        text = render(table, budget) + "".join(
+        text = render(table, budget) + resubmission_line(config, cpu_table.parent) + "\n" + "".join(
             line + "\n" for line in unfinishable_lines(unfinishable_jobs(config, plan["runs"], cpu_table.parent)))
     if not out:
         return text, []

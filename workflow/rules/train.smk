@@ -4,6 +4,7 @@
 # (train.on_changed_config=restart: that checkpoint belongs to the old config). The checkpoint's config includes the
 # sha256 of the data it read, so a dataset regenerated from another data_seed (its manifest, an input, changes)
 # retrains the run from zero. Identity (budget, study, variant) is passed as fields the run records.
+from qhyer.report.cost import train_retries
 
 
 rule train:
@@ -20,6 +21,11 @@ rule train:
         budget=BUDGET,
         run=lambda wc, output: os.path.dirname(output[0]),
     threads: config["train"]["threads"]
+    # Resubmission until the run's own steps are done: a job over its SLURM time limit is TIMEOUT (SIGTERM first:
+    # it checkpoints and exits 143) and its retry resumes from the checkpoint. From the plan: None while every job
+    # fits one limit (--retries / the profile's then apply, as before), else the longest job's attempts + the
+    # profile's retries as spare (qhyer/report/cost.py train_resubmission; `cost --budget` prints it).
+    retries: train_retries(config)
     resources:
         gpu=config["train"]["gpus"],
         runtime=time_limit("train"),
