@@ -85,6 +85,35 @@ def test_claims_forest_normalises_value_claims_and_draws_differences_apart():
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {*figures.VERDICT_COLORS, "paper's band"}
 
 
+def test_claims_forest_shows_each_claims_stage_seeds_and_what_would_decide_it():
+    """Right of each row: the seeds (and a staged check's stage) the verdict rests on; for `inconclusive`, the
+    plug-in seeds that would decide it and the verdict expected (∞ when no finite number would); a gain's label
+    gives the claimed gain. A fixed check (no `stage` column) shows no stage."""
+    staged = [{**row, "stage": 1 + i % 3, "n_seeds": 3 + i} for i, row in enumerate(CHECK)]
+    undecided = next(i for i, row in enumerate(staged) if row["verdict"] == "inconclusive")
+    staged[undecided].update(seeds_to_decide=14.0, expected="reproduced")
+    gain = next(i for i, row in enumerate(staged) if row["type"] == "gain")
+    staged[gain]["claimed"] = 16.0
+    staged.append({**claim_row("ordering.undecidable", "ordering", "inconclusive", estimate=1.0, half=3.0),
+                   "stage": 3, "seeds_to_decide": math.inf, "expected": "reversed"})
+    drawn = [row for row in staged if row["verdict"] != "missing"]
+    fig = figures.claims_forest(pd.DataFrame(staged))
+    texts = {}
+    for ax in fig.axes[:2]:
+        for label, note in zip(ax.get_yticklabels(), ax.texts, strict=True):
+            texts[label.get_text().split()[0]] = note.get_text()
+    assert len(texts) == len(drawn)
+    for row in drawn:
+        note = texts[row["id"]]
+        assert f"stage {row['stage']}, {row['n_seeds']} seeds" in note
+        assert ("seeds to decide" in note) == (row["verdict"] == "inconclusive")
+    assert texts[staged[undecided]["id"]].endswith("14 seeds to decide → reproduced)")
+    assert texts["ordering.undecidable"].endswith("∞ seeds to decide → reversed)")
+    assert f"{staged[gain]['id']}  (+16)" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    fixed = figures.claims_forest(pd.DataFrame(CHECK))
+    assert all("stage" not in t.get_text() and "8 seeds" in t.get_text() for ax in fixed.axes[:2] for t in ax.texts)
+
+
 def test_claims_forest_with_nothing_measured_says_so():
     fig = figures.claims_forest(pd.DataFrame([claim_row("m", "unmeasured", "missing")]))
     assert [t.get_text() for t in fig.axes[0].texts] == ["no claim has an estimate (1 missing)"]

@@ -32,7 +32,7 @@ from matplotlib.patches import Patch
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.errors import ConfigError, DataError, cli_main
 from qhyer.io import atomic_path
-from qhyer.report import claims
+from qhyer.report import claims, verdicts
 from qhyer.report.stats import AGGREGATES
 from qhyer.report.tables import (
     BACKBONES,
@@ -240,15 +240,34 @@ def _checked_claims(check: pd.DataFrame) -> pd.DataFrame:
     return drawn
 
 
+def _number(value) -> float:
+    """A cell that may be empty or text in a hand-made table: NaN unless it is a number."""
+    return float(pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0])
+
+
+def _decided_on(row: pd.Series) -> str:
+    """What the verdict rests on: the seeds (and, in a staged check, the stage of its last look); for `inconclusive`
+    the seeds the plug-in estimate says would decide it and the verdict it expects (claims_check.md's
+    `to decide (plug-in)`; verdicts.seeds_to_decide)."""
+    stage, seeds, to_decide = (_number(row.get(key)) for key in ("stage", "n_seeds", "seeds_to_decide"))
+    parts = [f"stage {stage:.0f}" if not np.isnan(stage) else "", f"{seeds:.0f} seeds" if not np.isnan(seeds) else ""]
+    if row["verdict"] == verdicts.INCONCLUSIVE and not np.isnan(to_decide):
+        expected = row.get("expected")
+        parts.append(f"{'∞' if np.isinf(to_decide) else f'{to_decide:.0f}'} seeds to decide"
+                     + (f" → {expected}" if isinstance(expected, str) and expected else ""))
+    return ", ".join(p for p in parts if p)
+
+
 def _measured_text(row: pd.Series) -> str:
     interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
-    return f"{row['estimate']:.4g}{interval}"
+    decided_on = _decided_on(row)
+    return f"{row['estimate']:.4g}{interval}" + (f"  ({decided_on})" if decided_on else "")
 
 
 def _forest(ax: Axes, rows: pd.DataFrame, x: pd.DataFrame, view: tuple[float, float] | None) -> None:
     """One row per claim: the 95% interval `x.low`-`x.high` as a line and `x.estimate` as a point, coloured by
-    verdict, the measured values in the claim's units at the right. With a `view`, values beyond it are drawn at
-    its edge as arrows."""
+    verdict; at the right the measured values in the claim's units and what the verdict rests on (stage, seeds,
+    seeds to decide). With a `view`, values beyond it are drawn at its edge as arrows."""
     y = np.arange(len(rows))
     colors = np.array([VERDICT_COLORS[v] for v in rows["verdict"]])
     low, high = view or (-np.inf, np.inf)
@@ -273,7 +292,9 @@ def claims_forest(check: pd.DataFrame) -> Figure:
     Claims on different scales share one figure by normalising each to its band: value and total claims are drawn
     as (measured − claimed) / tolerance, so the paper's value ± tolerance is the shaded span [−1, 1]; ordering and
     gain claims on their own panel as the decisive difference in the claim's units, the claimed side (> 0) shaded.
-    Claims without an estimate (`missing`) are not drawn; the title counts them."""
+    Claims without an estimate (`missing`) are not drawn; the title counts them. A gain claim's label gives its
+    claimed gain; each row's right-hand text its seeds (and stage, from a staged check: results/verify_check.csv) and,
+    when `inconclusive`, the seeds that would decide it and toward which verdict."""
     drawn = _checked_claims(check)
     missing = len(check) - len(drawn)
     if drawn.empty:  # a legitimate state (nothing measured yet): say so rather than fail the DAG
@@ -284,9 +305,11 @@ def claims_forest(check: pd.DataFrame) -> Figure:
         return fig
     bands = drawn[drawn["type"].isin(BAND_TYPES)]
     bands = bands.assign(label=[f"{r.id}  ({r.claimed:.4g} ± {r.tolerance:.4g})" for r in bands.itertuples()])
-    diffs = drawn[drawn["type"].isin(DIFFERENCE_TYPES)].assign(label=lambda f: f["id"])
+    diffs = drawn[drawn["type"].isin(DIFFERENCE_TYPES)]
+    diffs = diffs.assign(label=[f"{r.id}  (+{_number(r.claimed):.4g})" if r.type == "gain" and
+                                not np.isnan(_number(r.claimed)) else r.id for r in diffs.itertuples()])
     panels = [p for p in (bands, diffs) if len(p)]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.28 * len(drawn) + 1.2 * len(panels) + 1.0),
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.28 * len(drawn) + 1.2 * len(panels) + 1.0),
                              height_ratios=[len(p) + 2 for p in panels], squeeze=False)
     for ax, rows in zip(axes[:, 0], panels, strict=True):
         if rows is bands:
