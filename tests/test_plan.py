@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+import scipy.stats as sps
 import yaml
 from run_folders import write_run  # tests/ (pytest puts the test folder on sys.path)
 
@@ -81,8 +83,10 @@ def published_file(tmp_path, entries):
 
 
 def entry(method, dataset, quoted_by, **numbers):
+    """A published_baselines.yaml entry: vendored (with the url it was read from) when given numbers."""
+    read_from = {"url": "https://example.org/paper.txt"} if "mean" in numbers else {}
     return {"method": method, "dataset": dataset, "protocol": "ogbench", "quoted_by": quoted_by,
-            "source": {"paper": "P", "table": "T", "row": dataset}, **(numbers or {"why": "not read"})}
+            "source": {"paper": "P", "table": "T", "row": dataset, **read_from}, **(numbers or {"why": "not read"})}
 
 
 def test_published_baselines_leave_the_plan_and_their_own_claims_become_citations(tmp_path, smoke):
@@ -130,6 +134,29 @@ def test_published_file_errors_are_one_line(tmp_path):
         published.load(published_file(tmp_path, [entry("gciql", CUBE, [], mean=68.0, sd=6.0)]))
     with pytest.raises(ConfigError, match="why"):
         published.load(published_file(tmp_path, [{**entry("gciql", CUBE, []), "why": None} | {"sd": 1.0}]))
+    unsourced = entry("gciql", CUBE, [], mean=68.0, sd=6.0, seeds=8)
+    del unsourced["source"]["url"]
+    with pytest.raises(ConfigError, match="source.url"):  # a vendored number says which copy it was read from
+        published.load(published_file(tmp_path, [unsourced]))
+
+
+def test_the_shipped_file_splits_published_and_rerun_by_what_is_vendored(smoke):
+    """published_baselines.yaml as shipped: each claim it quotes is cited against the source when every entry
+    quoting it is vendored (`source not vendored` otherwise), and `baselines: published` reads exactly the
+    vendored entries (the others are re-run). Numbers come from the file, none from this test."""
+    found, doc = published.load(), claims.load_claims()
+    table = published.citation_check(doc, found).set_index("claim")
+    for claim in table.index:
+        quoting = [s for s in found.summaries if claim in s.quoted_by]
+        expected = (published.compare_quote(table.loc[claim, "quoted"], quoting)[0]
+                    if all(s.vendored for s in quoting) else published.NOT_VENDORED)
+        assert table.loc[claim, "verdict"] == expected
+    for claim_id, claim_plan in plan.plan_claims(doc, smoke, ["*"], found).items():
+        claim = next(c for c in doc["claims"] if c["id"] == claim_id)
+        read = set(claim_plan.published)
+        assert all(found.usable(m, d) for m, d in read)  # never a summary without a number read from its source
+        if claim["type"] not in ("value", "total") and claim.get("match", {}).get("study") == "main":
+            assert read == {(m, d) for m, d in plan.claim_baselines(claim) if found.usable(m, d)}
 
 
 STAGED_CLAIMS = {
@@ -192,3 +219,41 @@ def test_a_published_baseline_is_compared_through_its_summary_and_its_own_number
     assert rows.loc["gain", "evidence"].startswith("Published baselines: gciql on cube-single-play-v0: published 10.4")
     assert rows.loc["gciql", "verdict"] == published.QUOTED_CORRECTLY  # card 10, source 10.4: within half a unit
     assert next_plan["active"] == [] and next_plan["done"]
+
+
+def test_a_published_spread_gives_welchs_interval_and_none_an_exact_number(tmp_path):
+    """QHyer's seeds against a published summary: with an sd, the interval is Welch's t-interval of QHyer's
+    scores against the summary's pseudo-scores (what mean, sd and seeds alone determine); without one the number
+    is exact, its side's spread only the floor every side has (one evaluation's sampling error), and the evidence
+    says so."""
+    doc = {**STAGED_CLAIMS, "claims": [
+        {"id": f"over-{m}", "type": "ordering", "quote": "q", "match": {"study": "main", "dataset": CUBE},
+         "key": "method", "chains": [["qhyer", m]], "protocol": "any"} for m in ("gciql", "hiql")]}
+    claims_file = tmp_path / "claims.yaml"
+    claims_file.write_text(yaml.safe_dump(doc))
+    summaries = published_file(tmp_path, [{**entry("gciql", CUBE, [], mean=30.0, sd=15.0, seeds=8), "protocol": "any"},
+                                          {**entry("hiql", CUBE, [], mean=30.0, seeds=5), "protocol": "any"}])
+    runs = [write_run(tmp_path / "runs", method="qhyer", seed=s, score=score) for s, score in enumerate((20, 50, 85))]
+    check, _, _ = verify.decide_stage(1, None, runs, claims_file, ["*"], verdicts.SequentialDesign(3, 1, 4),
+                                      "published", summaries)
+    rows = check.set_index("id")
+    measured = claims.measure(runs).runs
+    ours, episodes = measured["score"].to_numpy(), int(measured["episodes_scored"].iloc[0])
+    found = published.load(summaries)
+    welch = rows.loc["over-gciql"]
+    theirs = found.get("gciql", CUBE).pseudo_scores()
+    assert min(ours.std(ddof=1), theirs.std(ddof=1)) > max(verdicts.binomial_sd_floor(s, episodes)
+                                                           for s in (ours, theirs))  # no floor raises a spread
+    expected = sps.ttest_ind(ours, theirs, equal_var=False).confidence_interval(welch["level"])
+    assert (welch["ci_low"], welch["ci_high"]) == pytest.approx((expected.low, expected.high), rel=1e-9)
+    assert welch["baselines_published"] == f"gciql on {CUBE}" and "sd 15" in welch["evidence"]
+    exact = rows.loc["over-hiql"]
+    number = found.get("hiql", CUBE)
+    floor = verdicts.binomial_sd_floor(number.pseudo_scores(), episodes)
+    terms = (ours.var(ddof=1) / len(ours), floor ** 2 / number.seeds)
+    df = sum(terms) ** 2 / sum(v * v / (n - 1) for v, n in zip(terms, (len(ours), number.seeds), strict=True))
+    half = sps.t.ppf(0.5 + exact["level"] / 2, df) * math.sqrt(sum(terms))
+    assert exact["estimate"] == pytest.approx(ours.mean() - number.mean, rel=1e-12)
+    assert (exact["ci_low"], exact["ci_high"]) == pytest.approx((exact["estimate"] - half, exact["estimate"] + half),
+                                                                rel=1e-9)
+    assert "published without a spread" in exact["evidence"] and "treated as exact" in exact["evidence"]

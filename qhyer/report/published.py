@@ -2,12 +2,12 @@
 compares QHyer with, and the citation check of every baseline number the card quotes.
 
 A summary is what a paper's table gives: mean, standard deviation (when published) and number of seeds, under a
-named protocol, with its source (paper, table, row). The t-interval of a difference of two independent means uses
-only each side's mean, variance and size (qhyer/report/verdicts.py), so a published side enters the claims check as
-`seeds` pseudo-scores with exactly the published mean and sd: the interval is then Welch's interval from the
-summary. Without a published spread, every pseudo-score equals the mean (sd 0): the number is treated as exact
-(up to the floor the claims check puts under every side's spread: one evaluation's sampling error) and the
-verdict's evidence says so.
+named protocol, with its source (paper, table, row, and the url of the copy the row was read from). The t-interval
+of a difference of two independent means uses only each side's mean, variance and size (qhyer/report/verdicts.py),
+so a published side enters the claims check as `seeds` pseudo-scores with exactly the published mean and sd: the
+interval is then Welch's interval from the summary. Without a published spread, every pseudo-score equals the mean
+(sd 0): the number is treated as exact (up to the floor the claims check puts under every side's spread: one
+evaluation's sampling error) and the verdict's evidence says so.
 
 Citation check: for each entry's `quoted_by` claims, the card's number (the claim's `value`) against the source's
 (the sum of the means of every entry quoting that claim: one entry for a value, several for a total), equal within
@@ -32,6 +32,7 @@ from qhyer.report.tables import to_markdown, write_csv
 PUBLISHED_FILE = Path(__file__).with_name("published_baselines.yaml")
 QUOTED_CORRECTLY, MISQUOTED, NOT_VENDORED = "quoted correctly", "misquoted", "source not vendored"
 SOURCE_KEYS = ("paper", "table", "row")
+READ_FROM = "url"  # where a vendored number was read (the copy of the paper): required once a mean is vendored
 CITATION_COLUMNS = ("claim", "quoted", "published", "verdict", "method", "datasets", "source", "evidence")
 
 
@@ -107,8 +108,9 @@ def load(path: str | Path = PUBLISHED_FILE) -> Published:
         where = f"{path.name}: baselines[{i}]"
         missing = [k for k in ("method", "dataset", "protocol", "source", "quoted_by") if k not in entry]
         source = entry.get("source") or {}
-        if missing or not isinstance(source, dict) or set(source) != set(SOURCE_KEYS):
-            raise ConfigError(f"{where} lacks {', '.join(missing) or 'a source with ' + ', '.join(SOURCE_KEYS)}")
+        if missing or not isinstance(source, dict) or not set(SOURCE_KEYS) <= set(source) <= {*SOURCE_KEYS, READ_FROM}:
+            raise ConfigError(f"{where} lacks {', '.join(missing) or 'a source with ' + ', '.join(SOURCE_KEYS)}"
+                              f" (and {READ_FROM} once vendored; no other key)")
         key = (entry["method"], entry["dataset"])
         if key in seen:
             raise ConfigError(f"{where}: a second entry for {key[0]} on {key[1]}")
@@ -117,10 +119,14 @@ def load(path: str | Path = PUBLISHED_FILE) -> Published:
                                                                                               positive=True)
         if mean is not None and (seeds is None or not seeds.is_integer() or seeds < 2):
             raise ConfigError(f"{where}: a vendored mean needs `seeds`, an integer of at least 2")
+        if mean is not None and not source.get(READ_FROM):
+            raise ConfigError(f"{where}: a vendored mean needs source.{READ_FROM} (the copy of the paper it was "
+                              "read from)")
         if mean is None and (sd is not None or "why" not in entry):
             raise ConfigError(f"{where}: an entry without a mean says `why` (and has no sd)")
         out.append(Summary(entry["method"], entry["dataset"], entry["protocol"],
-                           ", ".join(str(source[k]) for k in SOURCE_KEYS), mean, sd,
+                           ", ".join(str(source[k]) for k in SOURCE_KEYS)
+                           + (f" (read from {source[READ_FROM]})" if source.get(READ_FROM) else ""), mean, sd,
                            int(seeds) if seeds else None, tuple(entry["quoted_by"]),
                            entry.get("why", entry.get("note", ""))))
     return Published(tuple(out), path)
@@ -177,6 +183,6 @@ def write_citations(table: pd.DataFrame, out: str | Path, published: Published) 
         "# Citation check: the baseline numbers the card quotes, against their sources",
         ", ".join(f"{v} {counts.get(v, 0)}" for v in (QUOTED_CORRECTLY, MISQUOTED, NOT_VENDORED)) + ".",
         f"Sources: {published.path.name} (each entry names paper, table and row; only numbers read from the source "
-        "are vendored).",
+        "are vendored, each with the url of the copy it was read from).",
         to_markdown(shown, pd.DataFrame(False, index=shown.index, columns=shown.columns))]) + "\n")
     return [out, out.with_suffix(".md")]
