@@ -344,8 +344,9 @@ def train_resubmission(config: dict, results: Path = RESULTS, profile: Path = SL
     None while every planned train job fits one time limit (the rule then takes --retries, the profile's, as before);
     else the attempts the longest job needs - 1 + the profile's retries (spare). One number for every job of the
     rule: Snakemake 9 takes a rule's `retries` as an int >= 0, not a function of the job (snakemake/workflow.py,
-    `Retries values have to be integers >= 0`), and a rule's own value replaces --retries (snakemake/rules.py,
-    Rule.restart_times). Also: `needed`, `longest_hours`, `limit_hours` of the longest job, `spare`."""
+    `Retries values have to be integers >= 0`), and a rule's own value, 0 included, replaces --retries
+    (snakemake/rules.py, Rule.restart_times; the directive: Snakemake PR #1649, a rule's 0 kept: PR #2053).
+    Also: `needed`, `longest_hours`, `limit_hours` of the longest job, `spare`."""
     spare = slurm_attempts(profile) - 1
     runs = planned_runs(config, data_dir_of(config))
     train = max((ms for ms, _ in _train_minutes(runs, config, results).values()), default=0.0)
