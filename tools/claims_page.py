@@ -64,8 +64,8 @@ def render(doc: dict) -> str:
         "python tools/claims_page.py      # regenerate this page after editing qhyer/report/claims.yaml",
         "```",
         "",
-        f"Every number the paper card states, as `qhyer/report/claims.yaml` (version {doc['version']}) maps it to runs: "
-        f"{len(doc['claims'])} claims of *{_cell(doc['paper'])}*. Each `quote` is copied verbatim from the card. "
+        f"Every number the paper card states, as `qhyer/report/claims.yaml` (version {doc['version']}) maps it to "
+        f"runs: {len(doc['claims'])} claims of *{_cell(doc['paper'])}*. Each `quote` is copied verbatim from the card. "
         "What each verdict means and what to do about it: [verdicts.md](verdicts.md).",
         "",
         "## Protocols",
