@@ -20,7 +20,8 @@ import torch
 
 from qhyer.errors import ConfigError, cli_main
 from qhyer.io import folder_lock
-from qhyer.trainer import check_finished, evaluate_run, read_run_config, resolve_device
+from qhyer.run_folder import check_finished, evaluate_run, read_run_config
+from qhyer.trainer import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:

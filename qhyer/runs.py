@@ -1,14 +1,16 @@
-"""What a run is: its identity, its folder, the method fields a study's variant sets, and its records.
+"""What a run is: its identity, its folder's path, the method fields a study's variant sets, and its records.
 
 A run is one training of a method on a dataset with a seed, in a study's variant, under a named budget. This module
 is the one owner of that identity:
   * the workflow (workflow/rules/common.smk) builds run folders with `RUN_DIR` and asks `study_variants` which
     method fields each variant sets;
-  * the trainer records the identity, every resolved method field and the run's protocol in `summary.json`
-    (`run_record`);
+  * a trained run records the identity, every resolved method field and the run's protocol in `summary.json`
+    (`run_record`; qhyer/run_folder.py writes it);
   * the report reads runs back with `load_records` / `load_episodes`, from those records alone — never from the
     folder's path — and every table and claim reads a run's evaluation through `run_evaluation`, which refuses one
     that is incomplete or not of the run's current checkpoints.
+The folder's own files and rules (config.yaml, checkpoints, lock, resume, evaluation) are qhyer/run_folder.py's;
+this module imports neither it nor torch, since the DAG imports it to plan every job (tests/test_import_layers.py).
 Adding a study = one entry in `STUDIES` (plus its section in the workflow config and its table).
 """
 
@@ -345,7 +347,7 @@ def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 # --- a run's evaluation ------------------------------------------------------------------------------------------
 
-# What binds an evaluation row to the checkpoint it measured (qhyer.trainer.evaluate_agent writes them): its step and
+# What binds an evaluation row to the checkpoint it measured (qhyer.run_folder.evaluate_agent writes them): its step and
 # config hash, and the episodes per task and episode step limit it was evaluated with.
 EVALUATION_COLUMNS = ("step", "config_hash", "episodes_per_task", "max_steps")
 EPISODE_COLUMNS = ("task", "episode", "success", "return", *EVALUATION_COLUMNS)

@@ -3,7 +3,7 @@
     python -m qhyer.train method=qhyer dataset=cube-single-play seed=0 [method.expectile_tau=0.95 ...]
     python -m qhyer.train method=gciql dataset=maze2d-umaze train.steps=20000 eval.episodes_per_task=10
 
-Writes one run folder (`run_dir`, default runs/<method>/<dataset>/seed<seed>); see qhyer/trainer.py.
+Writes one run folder (`run_dir`, default runs/<method>/<dataset>/seed<seed>); see qhyer/run_folder.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 from qhyer.errors import BusyError, ConfigError, cli_main
 from qhyer.io import LOCK_NAME
 from qhyer.methods import METHODS, method_classes
-from qhyer.trainer import RunConfig, train
+from qhyer.run_folder import RunConfig
+from qhyer.trainer import train
 
 store = ConfigStore.instance()
 store.store(name="run_schema", node=RunConfig)

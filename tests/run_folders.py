@@ -21,8 +21,8 @@ from qhyer.methods import method_classes
 from qhyer.report.tables import DT_METRICS
 from qhyer.rollout.eval_env import eval_tasks
 from qhyer.rollout.protocol import COLUMNS, normalized_score
+from qhyer.run_folder import EvalConfig
 from qhyer.runs import run_dir, run_record
-from qhyer.trainer import EvalConfig
 
 FINAL = {"episodes_per_task": 4, "every": 0, "aggregate": "final", "last_k": 1}
 # Mamba statistics a QHyer run logs at its last validation step: the card's values where it gives them, else 1

@@ -16,7 +16,8 @@ import pytest
 import torch
 from test_trainer import final_weights, tiny_config  # tests/ (pytest puts the test folder on sys.path)
 
-from qhyer.trainer import LoopConfig, train
+from qhyer.run_folder import LoopConfig
+from qhyer.trainer import train
 
 ATOL, RTOL = 1e-5, 1e-4
 

@@ -19,7 +19,8 @@ from qhyer.rollout.policy import StepInput
 from qhyer.rollout.protocol import evaluate_policy, make_env_pool
 from qhyer.rollout.sanity import make_sanity_policy
 from qhyer.rollout.workers import EnvWorkers
-from qhyer.trainer import evaluate_run, train
+from qhyer.run_folder import evaluate_run
+from qhyer.trainer import train
 
 CUBE = get_spec("cube-single-play")
 UMAZE = get_spec("maze2d-umaze")

@@ -109,7 +109,8 @@ def test_bf16_update_matches_fp32(method):
 def test_bad_values_are_one_config_error(tmp_path):
     from test_trainer import tiny_config
 
-    from qhyer.trainer import LoopConfig, check_run_config
+    from qhyer.run_folder import LoopConfig
+    from qhyer.trainer import check_run_config
 
     cfg = tiny_config(tmp_path, "gcbc", steps=2)
     cases = {"precision": ("fp16", "train.precision must be one of fp32, bf16 (got 'fp16')"),
@@ -127,7 +128,8 @@ def test_bf16_is_recorded_and_bound_to_the_checkpoint(tmp_path):
     so checkpoints from before train.precision existed keep their hash."""
     from test_trainer import tiny_config
 
-    from qhyer.trainer import read_checkpoint, train
+    from qhyer.run_folder import read_checkpoint
+    from qhyer.trainer import train
 
     fp32 = tiny_config(tmp_path / "fp32", "gcbc", steps=2)
     assert "precision" not in read_checkpoint(train(fp32) / "checkpoints" / "last.pt")["config_identity"]

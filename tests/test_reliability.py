@@ -29,7 +29,8 @@ from qhyer import evaluate as evaluate_cli
 from qhyer.errors import BusyError, ConfigError, DataError, DivergedError
 from qhyer.io import LOCK_NAME, atomic_path, folder_lock
 from qhyer.methods import method_classes
-from qhyer.trainer import checkpoint_path, train
+from qhyer.run_folder import checkpoint_path
+from qhyer.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 

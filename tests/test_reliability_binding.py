@@ -29,7 +29,8 @@ from qhyer import evaluate as evaluate_cli
 from qhyer.errors import ConfigError, DataError
 from qhyer.io import sha256_file
 from qhyer.report import claims, tables
-from qhyer.trainer import checkpoint_path, train
+from qhyer.run_folder import checkpoint_path
+from qhyer.trainer import train
 
 EVAL_FLAGS = ["--episodes-per-task", "1", "--num-envs", "1", "--max-steps", "2", "--no-progress"]
 

@@ -262,8 +262,9 @@ def test_lsdt_standardises_state_and_goal_jointly_over_kept_trajectories():
 def test_trainer_trains_on_the_source_episodes_and_statistics(tmp_path):
     """The trainer asks the method for its data (`training_data`, `data_info`) and its dataset's values
     (`for_dataset`): the run records the split AntMaze trajectories, LSDT's joint statistics and QT's schedule."""
+    from qhyer.run_folder import EvalConfig, LoopConfig, RunConfig, load_run
     from qhyer.runs import read_summary
-    from qhyer.trainer import EvalConfig, LoopConfig, RunConfig, load_run, train
+    from qhyer.trainer import train
 
     spec = get_spec("antmaze-umaze-v2")
     data = tmp_path / "data"

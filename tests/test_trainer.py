@@ -13,7 +13,8 @@ import torch
 
 from qhyer.errors import ConfigError
 from qhyer.methods import method_classes
-from qhyer.trainer import EvalConfig, LoopConfig, RunConfig, load_run, train
+from qhyer.run_folder import EvalConfig, LoopConfig, RunConfig, load_run
+from qhyer.trainer import train
 
 DATASET = "cube-single-play-v0"
 

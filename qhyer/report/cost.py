@@ -79,7 +79,7 @@ def dataset_present(spec: DatasetSpec, data_dir: Path) -> bool:
 
 def run_work(config: dict, study: str, variant: str, method: str, dataset: str) -> dict:
     """One training run's identity (without its seed) and work: updates, evaluated episodes and env steps."""
-    from qhyer.trainer import EvalConfig  # the schedule's own rule for which checkpoints are evaluated
+    from qhyer.run_folder import EvalConfig  # the schedule's own rule for which checkpoints are evaluated
 
     spec = get_spec(dataset)
     horizon = min(config["eval"]["max_steps"] or spec.eval_max_steps, spec.eval_max_steps)
