@@ -54,3 +54,4 @@ rule verify:
         "results/verify_check.md",
         "results/verify_citations.csv",
         "results/verify_citations.md",
+        "paper_figures/verify_claims.png",

@@ -51,6 +51,7 @@ def test_verify_adds_seeds_only_where_undecided_reruns_nothing_and_resumes_a_kil
     stages = tmp_path / "results" / "verify" / "smoke"
     assert sorted(p.name for p in stages.iterdir()) == ["stage1", "stage2", "stage3"]
     assert (tmp_path / "results" / "verify_citations.csv").is_file()
+    assert (tmp_path / "paper_figures" / "verify_claims.png").stat().st_size > 0  # the forest plot with stages
 
     again = run("-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]

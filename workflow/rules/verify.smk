@@ -70,6 +70,23 @@ rule verify_citations:
         "--out {output.csv:q} > {log:q} 2>&1"
 
 
+# The staged check's forest plot: the fixed targets' `claims` figure reads results/claims_check.csv, which has no
+# stages; this one shows each claim's stage and seeds, and for an inconclusive claim the seeds that would decide it.
+rule verify_figure:
+    input:
+        table="results/verify_check.csv",
+        script="paper_figures/fig_claims.py",
+    output:
+        png=report("paper_figures/verify_claims.png", category="Figures"),
+        pdf="paper_figures/verify_claims.pdf",
+    log:
+        f"{LOGS}/figures/verify_claims.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python {input.script:q} {input.table:q} {output.png:q} {output.pdf:q} > {log:q} 2>&1"
+
+
 localrules:
     verify_stage,
     verify_check,
