@@ -296,3 +296,15 @@ def test_readme_is_short_and_reaches_every_docs_page():
     linked = {(ROOT / m.group(2).partition("#")[0]).resolve() for m in LINK.finditer(readme)}
     unreachable = [doc.relative_to(ROOT) for doc in DOCS[1:] if doc.resolve() not in linked]
     assert not unreachable, f"README.md's map does not link {unreachable}"
+
+
+def test_every_docs_page_starts_with_its_commands_and_the_readme_is_undated():
+    late = []
+    for doc in (ROOT / "docs").glob("*.md"):
+        body = re.sub(r"<!--.*?-->", "", doc.read_text(), flags=re.S).split("\n", 1)[1].lstrip()
+        if not body.startswith("```bash"):
+            late.append(str(doc.relative_to(ROOT)))
+    assert not late, f"pages whose first block after the title is not their commands (a ```bash block): {late}"
+    dates = re.findall(r"\b20\d\d-\d\d-\d\d\b", (ROOT / "README.md").read_text())
+    assert not dates, f"README.md is dated ({dates}): dated measurements go to docs/results.md or docs/performance.md"
+
