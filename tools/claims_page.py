@@ -50,6 +50,8 @@ def _what(claim: dict) -> str:
         parts.append("datasets: " + ", ".join(claim["datasets"]))
     if "total_over" in claim:
         parts.append("totals over: " + ", ".join(claim["total_over"]))
+    if "value_source" in claim:
+        parts.append(f"the quoted number's source: {claim['value_source']}")
     return "; ".join(parts)
 
 
