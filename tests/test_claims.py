@@ -136,7 +136,8 @@ def test_missing_claims(tmp_path):
                "datasets": [PLAY, "cube-quintuple-play-v0"], "metric": "success_x100", "value": 1, "protocol": "test"}
     unmeasured = {"id": "unmeasured", "type": "unmeasured", "quote": "q", "value": 25, "reason": "no such metric"}
     result = check(tmp_path, [other, source, unknown, unmeasured], runs)
-    assert set(result["verdict"]) == {"missing"}
+    assert result["verdict"].to_dict() == {**dict.fromkeys(["other-dataset", "source-study", "no-dataset"], "missing"),
+                                           "unmeasured": "unmeasured"}
     assert "dataset=cube-single-noisy-v0" in result.loc["other-dataset", "evidence"]
     assert "study=source" in result.loc["source-study", "evidence"]
     assert "cube-quintuple-play-v0 is not in the harness" in result.loc["no-dataset", "evidence"]
@@ -227,8 +228,15 @@ def test_paper_budget_makes_every_buildable_claim_comparable(tmp_path):
     assert (comparable["n_seeds"] >= len(config["seeds"])).all()
     assert "main.maze2d-medium.qt" in comparable.index  # QT's own number, checked on the source-protocol runs
     assert "total.cube-play.hiql" in comparable.index  # over the four cube play datasets, triple/quadruple included
-    # what stays missing: AntMaze (no files), the unmeasured quantities
-    missing = result[[not expected[i] for i in result.index]]
-    assert set(missing["verdict"]) == {"missing"}
-    assert {"main.antmaze-large-play.qhyer", "main.antmaze-large-play.iql", "main.antmaze-medium-diverse.lsdt",
-            "coverage.rtg"} <= set(missing.index)
+    # what is left: AntMaze `missing` (no files here), the quantities the harness cannot measure `unmeasured`; each
+    # with the reason in its evidence
+    left = result[[not expected[i] for i in result.index]]
+    unmeasured = {c["id"] for c in doc["claims"] if c["type"] == "unmeasured"}
+    assert left.loc[sorted(unmeasured), "verdict"].eq(claims.UNMEASURED).all()
+    missing = left.drop(index=sorted(unmeasured))
+    assert set(missing["verdict"]) == {claims.MISSING}
+    for claim in (c for c in doc["claims"] if c["id"] in missing.index):  # each reads a user-supplied file
+        assert any(not get_spec(d).regenerable for d in claimed_datasets({"claims": [claim]})), claim["id"]
+    assert {"main.antmaze-large-play.qhyer", "main.antmaze-large-play.iql", "main.antmaze-medium-diverse.lsdt"} <= set(
+        missing.index) and {"coverage.rtg", "coverage.nf"} <= unmeasured
+    assert left["evidence"].str.len().gt(0).all()

@@ -71,8 +71,10 @@ PROTOCOL_KEYS = ("steps", "seeds", "episodes_per_task", "eval_aggregate", "eval_
 # `dataset` of a protocol: the one check there is, a row count. Regenerated data of the official size is not the
 # official file (OGBench's and D4RL's own files are not downloaded), so the value says "size", not "official".
 OFFICIAL_SIZE = "official_size"
-NOT_COMPARABLE, MISSING = "not comparable", "missing"
-VERDICTS = (*verdicts.VERDICTS, NOT_COMPARABLE, MISSING)
+# `missing`: the runs the claim needs are absent (a budget, dataset or AntMaze file away). `unmeasured`: the harness
+# cannot measure the quantity at all (claims.yaml type `unmeasured`, whose `reason` is the evidence): no run helps.
+NOT_COMPARABLE, MISSING, UNMEASURED = "not comparable", "missing", "unmeasured"
+VERDICTS = (*verdicts.VERDICTS, NOT_COMPARABLE, MISSING, UNMEASURED)
 COLUMNS = ("id", "type", "verdict", "claimed", "tolerance", "band_low", "band_high", "estimate", "ci_low", "ci_high",
            "n_seeds", "interval_method", "seeds_to_decide", "expected", "protocol", "protocol_met", "budget",
            *PROVENANCE_COLUMNS, "evidence", "assumption", "quote", "value_source")
@@ -357,9 +359,9 @@ def check_claim(claim: dict, doc: dict, meas: Measurements, level: float = stats
               "seeds_to_decide": math.nan, "expected": "", "protocol": protocol_name, "protocol_met": "",
               "budget": "", "assumption": claim.get("assumption", ""), "quote": claim["quote"],
               "value_source": claim.get("value_source", "")}
+    if claim["type"] == "unmeasured":
+        return {**result, "verdict": UNMEASURED, "evidence": claim["reason"]}
     try:
-        if claim["type"] == "unmeasured":
-            raise Missing(claim["reason"])
         outcome = CHECKS[claim["type"]](claim, doc, meas, level)
     except Missing as gap:
         return {**result, "verdict": MISSING, "evidence": str(gap)}
@@ -456,7 +458,7 @@ def report_markdown(check: pd.DataFrame, doc: dict, provenance: Iterable[str] = 
                               else "" for r in check.itertuples()],
         "seeds": check["n_seeds"].map(fmt), "verdict": check["verdict"],
         "to decide (plug-in)": [to_decide(r) for r in check.itertuples()], "evidence": check["evidence"]})
-    measured = check[check["verdict"] != MISSING]
+    measured = check[~check["verdict"].isin((MISSING, UNMEASURED))]
     return "\n\n".join([
         f"# Claims check: {doc['paper']}",
         f"**Budget of the runs: {distinct(measured['budget'])}.** Verdicts per claim at 95% (no family-wise "

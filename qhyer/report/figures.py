@@ -215,7 +215,7 @@ def performance_profiles(table: pd.DataFrame) -> Figure:
 # --- claims forest plot -------------------------------------------------------------------------------------------
 
 # One fixed colour per verdict (colorblind palette; reversed in black, apart from above's orange), so a verdict
-# looks the same in every claims figure. `missing` has no estimate and is never drawn.
+# looks the same in every claims figure. `missing` and `unmeasured` have no estimate and are never drawn.
 _CB = sns.color_palette("colorblind")
 VERDICT_COLORS = {"reproduced": _CB[2], "below": _CB[0], "above": _CB[1], "inconclusive": _CB[4],
                   "reversed": (0.1, 0.1, 0.1), claims.NOT_COMPARABLE: _CB[7]}

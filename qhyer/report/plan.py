@@ -244,7 +244,8 @@ def render_plan(plans: dict[str, ClaimPlan], seeds: dict[str, int], budget: str,
         lines += [f"  {c}: " + ", ".join(f"{m} on {d}" for m, d in p.published) for c, p in published]
     unplanned = [(c, p.unplanned) for c, p in plans.items() if not p.runs and not p.published]
     if unplanned:
-        lines += ["", "Claims without runs (verdict `missing`):"] + [f"  {c}: {why}" for c, why in unplanned]
+        lines += ["", "Claims without runs (verdict `missing`, or `unmeasured` where the harness cannot measure "
+                  "the quantity):"] + [f"  {c}: {why}" for c, why in unplanned]
     return "\n".join(lines) + "\n"
 
 

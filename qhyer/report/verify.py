@@ -8,10 +8,10 @@ Stage 1 gives every selected claim `first_seeds`; the plan of stage K > 1 is sta
 is decided over its own seeds only (0 .. n-1: a run shared with a claim that has more seeds contributes only the
 seeds this claim has reached) by the claims check (qhyer/report/claims.py) at the repeated-confidence-interval
 level of its look (verdicts.SequentialDesign.level_at(n)), so stopping when a claim is decided keeps its error
-rates. A claim stops when it is decided (`reproduced`, `below`, `above`, `reversed`), `missing`, `not comparable`
-(more seeds cannot lift runs below their protocol), or at `max_seeds`; the others get `step_seeds` more in the next
-stage. The protocols' `seeds` requirement is left out: the design sets the seeds. `next_plan.json` says `done` when
-no claim is left; its claims check is then the final one (workflow/rules/verify.smk copies it to
+rates. A claim stops when it is decided (`reproduced`, `below`, `above`, `reversed`), `missing`, `unmeasured`,
+`not comparable` (more seeds cannot lift runs below their protocol), or at `max_seeds`; the others get `step_seeds`
+more in the next stage. The protocols' `seeds` requirement is left out: the design sets the seeds. `next_plan.json`
+says `done` when no claim is left; its claims check is then the final one (workflow/rules/verify.smk copies it to
 results/verify_check.csv).
 
 Baselines `published` (qhyer/report/published.py): a comparison with a baseline whose summary is vendored reads the
