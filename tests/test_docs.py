@@ -10,6 +10,7 @@ and docs/claims.md is what tools/claims_page.py writes from claims.yaml. A failu
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -19,7 +20,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,12 +99,12 @@ def all_commands() -> list[tuple[str, list[str]]]:
     return [found for doc in CURRENT_DOCS for found in bash_commands(doc)]
 
 
-# One interpreter for every CLI: torch is imported once. Prints {"help": {name: exit code}, "parse": [[where,
-# error]], "verdicts": [...]} as JSON on its last line.
+# One interpreter for every CLI: torch is imported once. Prints {"help": {name: [exit code, output]}, "parse":
+# [[where, error]]} as JSON on its last line.
 CLI_CHECK = r'''
 import contextlib, importlib, io, json, os, runpy, sys
 spec = json.loads(sys.argv[1])
-result = {"help": {}, "parse": [], "verdicts": []}
+result = {"help": {}, "parse": []}
 def exit_code(run):
     out = io.StringIO()
     try:
@@ -127,8 +127,6 @@ for place, module, args in spec["parse"]:
     code, out = exit_code(lambda: parser.parse_args(args))
     if code:
         result["parse"].append([place, out.strip().splitlines()[-1] if out.strip() else "exit %s" % code])
-from qhyer.report import claims, published
-result["verdicts"] = [*claims.VERDICTS, published.QUOTED_CORRECTLY, published.MISQUOTED, published.NOT_VENDORED]
 print(json.dumps(result))
 '''
 
@@ -139,9 +137,8 @@ def has_parser(module: str) -> bool:
     return any(p.exists() and "def build_parser" in p.read_text() for p in (source, package_main))
 
 
-@pytest.fixture(scope="module")
-def checks() -> dict:
-    """Starts both slow checks at once (the CLIs' interpreter and one snakemake dry run) and collects them."""
+def run_command_checks() -> dict:
+    """Runs both slow checks at once (the CLIs' interpreter and one snakemake dry run) and collects them."""
     helps, parses, targets = {}, [], {}
     for place, argv in all_commands():
         if invocation := python_invocation(argv):
@@ -208,28 +205,24 @@ def test_every_repository_path_named_exists():
     assert not missing, "paths named in the docs:\n" + "\n".join(missing)
 
 
-def test_every_python_cli_named_answers_help(checks):
-    failed = [f"{place}: `{name} --help` exited {checks['cli']['help'][name][0]}: "
-              f"{checks['cli']['help'][name][1].strip().splitlines()[-1:]}"
-              for (kind, name), place in checks["helps"].items() if checks["cli"]["help"][name][0] != 0]
-    assert checks["helps"], "no python command found in the docs' bash blocks"
-    assert not failed, "\n".join(failed)
-
-
-def test_every_command_line_parses(checks):
-    assert not checks["cli"]["parse"], "command lines their CLI refuses:\n" + "\n".join(
-        f"{place}: {error}" for place, error in checks["cli"]["parse"])
-
-
-def test_every_snakemake_target_named_plans_at_the_smoke_budget(checks):
+def test_every_command_named_runs_as_written():
+    """One test for the slow checks, so that parallel workers (pytest-xdist) run them once: `--help` of every
+    python CLI named, each command line against its CLI's parser, one snakemake dry run of every target named."""
+    checks = run_command_checks()
+    problems = [f"{place}: `{name} --help` exited {checks['cli']['help'][name][0]}: "
+                f"{checks['cli']['help'][name][1].strip().splitlines()[-1:]}"
+                for (kind, name), place in checks["helps"].items() if checks["cli"]["help"][name][0] != 0]
+    problems += [f"{place}: its CLI refuses it: {error}" for place, error in checks["cli"]["parse"]]
     code, out = checks["dry"]
     if code:
         error = out.rpartition("Building DAG of jobs...")[2]  # after the banner, which repeats the command
         unknown = [f"{place}: target '{target}'" for target, place in checks["targets"].items()
                    if re.search(rf"(?<![\w/.-]){re.escape(target)}(?![\w/.-])", error)]
-        pytest.fail("snakemake -n at the smoke budget failed for the docs' targets:\n" + "\n".join(unknown or [
-            f"{place}: {target}" for target, place in checks["targets"].items()]) + "\n" + error.strip()[-2000:])
-    assert {"main_tables", "all", "verify"} <= set(checks["targets"]), checks["targets"]
+        problems += ["snakemake -n at the smoke budget failed for the docs' targets:",
+                     *(unknown or [f"{place}: {target}" for target, place in checks["targets"].items()]),
+                     error.strip()[-2000:]]
+    assert checks["helps"] and {"main_tables", "all", "verify"} <= set(checks["targets"]), checks["targets"]
+    assert not problems, "commands in the docs' bash blocks:\n" + "\n".join(problems)
 
 
 def test_pytest_and_make_commands_name_what_exists():
@@ -274,11 +267,49 @@ def test_every_workflow_config_key_is_explained():
     assert not unexplained, f"docs/workflow.md, section 'Every config key', lacks a row for: {unexplained}"
 
 
-def test_every_verdict_the_code_emits_is_explained(checks):
+def module_strings(path: Path, known: dict) -> dict:
+    """Module-level names bound to strings or tuples of them (`A, B = "a", "b"`; `V = (*mod.V, A)`), read from the
+    source without importing it (importing the report imports torch); `known`: names of other modules."""
+    names = dict(known)
+
+    def value(node: ast.expr) -> object:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            return names.get(node.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return names.get(f"{node.value.id}.{node.attr}")
+        if isinstance(node, ast.Starred):
+            return value(node.value)
+        if isinstance(node, ast.Tuple):
+            items = [(e, value(e)) for e in node.elts]
+            if any(isinstance(e, ast.Starred) and not isinstance(v, tuple) for e, v in items):
+                return None  # unpacks a name defined elsewhere
+            return tuple(x for e, v in items for x in (v if isinstance(e, ast.Starred) else (v,)))
+        return None
+
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                names[target.id] = value(node.value)
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs = zip(target.elts, node.value.elts, strict=True)
+                names.update({t.id: value(v) for t, v in pairs if isinstance(t, ast.Name)})
+    return names
+
+
+def test_every_verdict_the_code_emits_is_explained():
+    report = ROOT / "qhyer/report"
+    decided = module_strings(report / "verdicts.py", {})
+    claims = module_strings(report / "claims.py", {"verdicts.VERDICTS": decided["VERDICTS"]})
+    published = module_strings(report / "published.py", {})
+    emitted = [*claims["VERDICTS"], *(published[n] for n in ("QUOTED_CORRECTLY", "MISQUOTED", "NOT_VENDORED"))]
+    assert all(isinstance(v, str) for v in emitted) and "reproduced" in emitted, emitted
     page = (ROOT / "docs/verdicts.md").read_text()
     table_rows = [line for line in page.splitlines() if line.startswith("| `")]
-    lacking = [v for v in checks["cli"]["verdicts"] if not any(f"`{v}`" in row.split("|")[1] for row in table_rows)]
-    assert checks["cli"]["verdicts"] and not lacking, f"docs/verdicts.md has no table row for the verdicts {lacking}"
+    lacking = [v for v in emitted if not any(f"`{v}`" in row.split("|")[1] for row in table_rows)]
+    assert not lacking, f"docs/verdicts.md has no table row for the verdicts {lacking}"
 
 
 def test_claims_page_is_generated_from_the_claims_file():
