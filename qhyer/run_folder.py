@@ -72,7 +72,7 @@ from qhyer.rollout.protocol import (
     summarize,
     write_results,
 )
-from qhyer.runs import eval_steps, read_summary, run_record
+from qhyer.runs import METRICS_COLUMNS, METRICS_FILE, eval_steps, read_summary, run_record
 
 # --- the run's config (config.yaml; the Hydra schema of `python -m qhyer.train`) -------------------------------
 
@@ -440,10 +440,10 @@ def _discard_run(run_dir: Path) -> bool:
 class MetricsLog:
     """Tidy CSV (step, split, metric, value) plus TensorBoard; on resume rows after the checkpoint are dropped."""
 
-    FIELDS = ("step", "split", "metric", "value")
+    FIELDS = METRICS_COLUMNS
 
     def __init__(self, run_dir: Path, resume_step: int):
-        self.path = run_dir / "metrics.csv"
+        self.path = run_dir / METRICS_FILE
         kept = []
         if resume_step > 0 and self.path.exists():
             with open(self.path, newline="") as fh:

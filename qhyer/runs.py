@@ -349,6 +349,7 @@ def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 # What binds an evaluation row to the checkpoint it measured (qhyer.run_folder.evaluate_agent writes them): its step and
 # config hash, and the episodes per task and episode step limit it was evaluated with.
+METRICS_FILE, METRICS_COLUMNS = "metrics.csv", ("step", "split", "metric", "value")  # run_folder.MetricsLog writes it
 EVALUATION_COLUMNS = ("step", "config_hash", "episodes_per_task", "max_steps")
 EPISODE_COLUMNS = ("task", "episode", "success", "return", *EVALUATION_COLUMNS)
 
@@ -375,6 +376,24 @@ def _read_episodes(path: Path) -> pd.DataFrame:
                             "checkpoint)")
     if frame.empty:
         raise _refuse(path, "holds no episodes")
+    return frame
+
+
+def read_metrics(run: str | Path) -> pd.DataFrame:
+    """A run's training and validation metrics (METRICS_FILE: rows of METRICS_COLUMNS); one line naming the file
+    when it is absent, unreadable or lacks a column."""
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        raise DataError(f"{path.parent} has no {METRICS_FILE}: the run never trained",
+                        f"train it (python -m qhyer.train ... run_dir={path.parent}) or leave the folder out")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({' '.join(str(err).split())})",
+                        "retrain the run (its metrics are rewritten from the checkpoint)") from None
+    missing = [c for c in METRICS_COLUMNS if c not in frame]
+    if missing:
+        raise DataError(f"{path} lacks column(s) {', '.join(missing)}", "retrain the run")
     return frame
 
 

@@ -26,7 +26,9 @@ def run_folder(root: Path, method: str, returns: list[float]) -> tuple[Path, flo
     """A finished run's record (tests/run_folders.py) with these episodes as its evaluation."""
     schedule = {"episodes_per_task": len(returns), "every": 0, "aggregate": "final", "last_k": 1}
     run = write_run(root, method=method, dataset=DATASET, budget="learning_check", steps=STEPS, schedule=schedule)
-    episodes(method, returns).to_csv(run / "eval_episodes.csv", index=False)
+    bound = pd.read_csv(run / "eval_episodes.csv", dtype={"config_hash": str}).iloc[0]  # the run's checkpoint
+    fields = ("task", "config_hash", "episodes_per_task", "max_steps")
+    episodes(method, returns).assign(**{c: bound[c] for c in fields}).to_csv(run / "eval_episodes.csv", index=False)
     return run, 12.5
 
 

@@ -44,7 +44,7 @@ from qhyer.report.tables import (
     read_csv,
     run_episodes,
 )
-from qhyer.runs import read_records
+from qhyer.runs import METRICS_FILE, read_metrics, read_records
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -353,11 +353,11 @@ def _run_curves(record: dict) -> pd.DataFrame:
     """A run's training-loss rows (metrics.csv, split train, the method's LOSS_TERMS) and its evaluation score at
     each evaluated checkpoint (eval_episodes.csv, when present), as rows (source, series, step, value)."""
     run = Path(record["run_dir"])
-    metrics = read_csv(run / "metrics.csv", ("step", "split", "metric", "value"))
+    metrics = read_metrics(run)
     terms = LOSS_TERMS[record["method"]]
     losses = metrics[(metrics["split"] == "train") & metrics["metric"].isin(terms)]
     if losses.empty:
-        raise DataError(f"{run / 'metrics.csv'} has no training rows of {', '.join(terms)}",
+        raise DataError(f"{run / METRICS_FILE} has no training rows of {', '.join(terms)}",
                         "the run logged nothing: retrain it")
     parts = [losses.groupby(["metric", "step"], as_index=False)["value"].mean()
              .rename(columns={"metric": "series"}).assign(source="loss")]

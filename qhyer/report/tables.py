@@ -36,6 +36,7 @@ from qhyer.runs import (
     checkout_provenance,
     load_records,
     provenance_warning,
+    read_metrics,
     read_summary,
     record_row,
     run_evaluation,
@@ -391,7 +392,7 @@ def tau_sweep(episodes: pd.DataFrame, reps: int = stats.REPS, seed: int = stats.
 
 def last_dt_metrics(run_dir: Path) -> pd.DataFrame:
     """Δ_t / Ā_t / memory / gate rows at the last step of the val split (train when a run logged no val split)."""
-    metrics = read_csv(run_dir / "metrics.csv", required=("step", "split", "metric", "value"))
+    metrics = read_metrics(run_dir)
     parts = metrics["metric"].astype(str).str.split("/layer", n=1, expand=True).reindex(columns=[0, 1])
     metrics = metrics.assign(metric=parts[0], layer=parts[1].fillna("all"))
     metrics = metrics[metrics["metric"].isin(DT_METRICS)]
