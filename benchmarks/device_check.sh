@@ -19,7 +19,7 @@
 #                               carry    [".device_wheels"]
 #                               timeout_s 540
 #   The CSV and every stage's log come back under the run's files (from $OUT); commit the CSV to
-#   benchmarks/results/ and quote its table in the README.
+#   benchmarks/results/ and quote its table in docs/performance.md.
 #
 # CPU smoke mode (tests/test_device_check.py): `bash benchmarks/device_check.sh --cpu-smoke` runs the same stages with
 # `bench_gpu.py --device cpu --tiny --no-compile` (the cuda tests skip; the shared stage runs 1 and 2 tiny runs),

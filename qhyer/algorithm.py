@@ -1,7 +1,7 @@
 """QHyer: Q-conditioned hybrid attention–Mamba decision transformer for offline goal-conditioned RL
 (Lei, Wang, Zhang, Wang; ICML 2026, arXiv 2605.01862). No code is public; one readable file in the style of CORL
 (`corl-team/CORL` algorithms/offline/dt.py). Every value the paper does not state is a config field marked
-"assumption" with its source; README.md, section "QHyer", lists them and how to override each.
+"assumption" with its source; docs/qhyer.md, section "Assumptions", lists them and how to override each.
 
 Sequence: per timestep the tokens (Q_t, [s_t; g], a_t), 3K tokens for a window of K steps, each plus a learned
 timestep embedding, through the backbone (qhyer/models/hybrid.py); a_t is predicted from the [s_t; g] token.
@@ -83,7 +83,7 @@ class QHyerConfig(MethodConfig):
     goal_noise: float = 0.05                   # assumption: dequantisation std on standardised goals (critic training)
     q_clip: float = 10.0                       # assumption: Q token = clip(raw Q, ±q_clip); raw Q is per goal dim
     # assumption: Q̂_φ(s_t, g) is an MLP on [s_t; g] (the card's notation). The transformer could emit Q̂_t from the
-    # a_{t−1} token that precedes Q_t, but that state has not seen s_t (README, Losses and optimisation).
+    # a_{t−1} token that precedes Q_t, but that state has not seen s_t (docs/qhyer.md, Losses and optimisation).
     q_head_hidden: tuple[int, ...] = (256, 256)
     rtg_target: float = 1.0                    # 'rtg': return asked for on every step (sparse 0/1 goal reward)
     # --- loss weights ------------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ class QHyerAgent(Agent):
         return torch.zeros(len(s), device=s.device)
 
 
-# Ā_t definitions, each a candidate reading of the paper's "mean Ā_t" (README, Instrumentation): the mean of
+# Ā_t definitions, each a candidate reading of the paper's "mean Ā_t" (docs/qhyer.md, Instrumentation): the mean of
 # exp(Δ_t A) over all N state dims ('mean_state'), at each channel's slowest state as trained, min_n |A_n|
 # ('slowest_state'), and exp(−Δ̄), Ā at A = −1 from the mean Δ ('exp_mean_delta': the one reading under which a
 # reported Δ̄ alone fixes Ā).

@@ -91,7 +91,7 @@ class LoopConfig:
     threads: int = 0              # torch intra-op threads; 0 keeps torch's default
     # torch.compile (inductor) of the agent's loss function; equal to eager within float32 rounding
     # (tests/test_compile.py). Off by default: on the 2-core CPU it paid only at small widths
-    # (benchmarks/bench_train_step.py --compile; README). Not part of the run's identity.
+    # (benchmarks/bench_train_step.py --compile; docs/performance.md). Not part of the run's identity.
     compile: bool = False
     # torch.compile's mode: default | reduce-overhead (CUDA graphs of the compiled forward and backward on CUDA; on
     # CPU the same code as default). Not part of the run's identity either.

@@ -463,8 +463,8 @@ def report_markdown(check: pd.DataFrame, doc: dict, provenance: Iterable[str] = 
         f"# Claims check: {doc['paper']}",
         f"**Budget of the runs: {distinct(measured['budget'])}.** Verdicts per claim at 95% (no family-wise "
         "correction across claims): " + ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS) + ".",
-        "How a verdict is reached: qhyer/report/verdicts.py (module docstring) and README, section "
-        "'How a verdict is reached'. Protocols (a run below its claim's protocol makes it `not comparable`):\n"
+        "How a verdict is reached: qhyer/report/verdicts.py (module docstring) and docs/verdicts.md, "
+        "section 'How a verdict is reached'. Protocols (a run below its claim's protocol makes it `not comparable`):\n"
         + protocols,
         f"Claims file version {doc['version']}; source: {doc['source']}.",
         *provenance,

@@ -191,8 +191,8 @@ def eval_rates(path: Path, datasets: list[str]) -> dict[str, Rate]:
 
 
 def generation_rates(path: Path) -> dict[str, tuple[str, Rate]]:
-    """{env_id: (family, ms per row)} of the generation benchmark's one-worker rows (the README's measurements of
-    benchmarks/bench_generation.py, transcribed with their source into `generation_rates.csv`)."""
+    """{env_id: (family, ms per row)} of the generation benchmark's one-worker rows (docs/performance.md's
+    measurements of benchmarks/bench_generation.py, transcribed with their source into `generation_rates.csv`)."""
     table = _read_table(path, {"dataset", "workers", "rows_per_s", "source"}, "benchmarks/bench_generation.py")
     return {get_spec(r.dataset).env_id: (get_spec(r.dataset).family,
                                          Rate(1000 / r.rows_per_s, f"projected: generation benchmark, {r.source}"))

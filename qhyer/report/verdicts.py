@@ -627,7 +627,8 @@ class SequentialDesign:
     step_seeds: int = 1
     max_seeds: int = 16
     alpha: float = round(1 - LEVEL, 10)
-    spending: str = "hsd:-2"  # assumption: chosen by simulation (README): power and early stops both meet issue 19
+    # assumption: chosen by simulation (docs/verdicts.md): power and early stops both meet issue 19
+    spending: str = "hsd:-2"
 
     def __post_init__(self) -> None:
         if not 2 <= self.first_seeds <= self.max_seeds or self.step_seeds < 1:
