@@ -35,7 +35,7 @@ from qhyer.report.stats import summarize_episodes
 from qhyer.report.tables import SCORES, to_markdown, write_csv
 from qhyer.rollout.protocol import evaluate_policy, normalized_score
 from qhyer.rollout.sanity import RandomPolicy
-from qhyer.runs import protocol_label, read_records, read_summary, run_evaluation
+from qhyer.runs import read_records, run_evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,8 +148,8 @@ def check_table(runs: dict[str, tuple[Path, float]], random: pd.DataFrame, datas
     floor = row("random", random, 0.0, f"no training; {episodes_per_task} episodes/task") | {"verdict": "reference"}
     rows = [floor]
     for method, (run_dir, seconds) in runs.items():
-        _, episodes = run_evaluation(read_records([run_dir])[0])  # the report's strict reader of a run's evaluation
-        rows.append(row(method, episodes, seconds, protocol_label(read_summary(run_dir)["protocol"])))
+        record, episodes = run_evaluation(read_records([run_dir])[0])  # the report's strict reader, and its label
+        rows.append(row(method, episodes, seconds, record["protocol"]))
         rows[-1]["verdict"] = "learns" if rows[-1]["reached_ci_low"] > floor["reached_ci_high"] else "overlaps random"
     return pd.DataFrame(rows).assign(dataset=dataset)
 
