@@ -292,15 +292,16 @@ def claims_forest(check: pd.DataFrame) -> Figure:
     Claims on different scales share one figure by normalising each to its band: value and total claims are drawn
     as (measured − claimed) / tolerance, so the paper's value ± tolerance is the shaded span [−1, 1]; ordering and
     gain claims on their own panel as the decisive difference in the claim's units, the claimed side (> 0) shaded.
-    Claims without an estimate (`missing`) are not drawn; the title counts them. A gain claim's label gives its
-    claimed gain; each row's right-hand text its seeds (and stage, from a staged check: results/verify_check.csv) and,
-    when `inconclusive`, the seeds that would decide it and toward which verdict."""
+    Claims without an estimate (`missing`, `unmeasured`) are not drawn; the title counts them by verdict. A gain
+    claim's label gives its claimed gain; each row's right-hand text its seeds (and stage, from a staged check:
+    results/verify_check.csv) and, when `inconclusive`, the seeds that would decide it and toward which verdict."""
     drawn = _checked_claims(check)
     missing = len(check) - len(drawn)
+    undrawn = ", ".join(f"{n} {v}" for v, n in check["verdict"].drop(index=drawn.index).value_counts().items())
     if drawn.empty:  # a legitimate state (nothing measured yet): say so rather than fail the DAG
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.set_axis_off()
-        ax.text(0.5, 0.5, f"no claim has an estimate ({missing} missing)", ha="center", va="center")
+        ax.text(0.5, 0.5, f"no claim has an estimate ({undrawn})", ha="center", va="center")
         _title(fig, "Claims check", check)
         return fig
     bands = drawn[drawn["type"].isin(BAND_TYPES)]
@@ -332,7 +333,7 @@ def claims_forest(check: pd.DataFrame) -> Figure:
     handles = [Line2D([], [], color=VERDICT_COLORS[v], marker="o", markeredgecolor="black", linewidth=2.5, label=v)
                for v in present] + [Patch(color="grey", alpha=0.2, label="paper's band")]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", title="verdict")
-    _title(fig, f"Claims check: {len(drawn)} claims drawn, {missing} without an estimate (missing) not drawn; "
+    _title(fig, f"Claims check: {len(drawn)} claims drawn, {missing} without an estimate ({undrawn}) not drawn; "
                 f"values beyond ±{NORMALISED_VIEW:g} tolerances at the edge", drawn)
     return fig
 
