@@ -370,11 +370,6 @@ def read_run_checkpoint(run_dir: str | Path, step: int | None = None,
     return cfg, payload
 
 
-def trained_step(run_dir: str | Path) -> int:
-    """The step the run's checkpoints/last.pt reached."""
-    return int(read_run_checkpoint(run_dir)[1]["step"])
-
-
 # --- resume, restart, discard -------------------------------------------------------------------------------
 
 def start_or_resume(state: TrainState, cfg: RunConfig, identity: dict[str, Any], run_dir: Path,
