@@ -38,6 +38,10 @@ class DivergedError(UserError):
     """Training produced a non-finite loss or weights; the run is not marked finished."""
 
 
+class RetryRefused(UserError):
+    """A retry of a training job whose run stopped on an error, not a time limit: it would fail the same way."""
+
+
 class Terminated(BaseException):
     """SIGTERM or SIGUSR1 (SLURM's time limit, `scancel`, or the profile's `--signal` grace period): the process stops
     at once, or — in the training loop — after writing a checkpoint. A BaseException, like KeyboardInterrupt, so no

@@ -16,12 +16,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from qhyer.errors import BusyError
+from qhyer.errors import BusyError, DataError
 
 PROVENANCE_PACKAGES = ("torch", "numpy", "ogbench", "mujoco", "gymnasium", "nflows", "h5py", "pandas")
 # The recorded packages whose version changes a run's numbers (MuJoCo and ogbench: the regenerated data; torch,
@@ -143,9 +143,18 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def git_commit(repo: str | os.PathLike | None = None) -> str:
+# `git archive` (and GitHub's source archives) write the archived commit into this file (.gitattributes:
+# export-subst); in a checkout it holds the unexpanded placeholder.
+ARCHIVE_COMMIT = Path(__file__).resolve().parent / "ARCHIVE_COMMIT"
+
+
+def git_commit(repo: str | os.PathLike | None = None, archive_commit: Path = ARCHIVE_COMMIT) -> str:
     """The current commit, with `-dirty` when tracked files have uncommitted changes (the dirty flag every run
-    records; untracked files do not count), or `unknown` outside git."""
+    records; untracked files do not count); `<sha>-archive` in an unpacked `git archive` of that commit (whose local
+    edits no one can see); `unknown` outside both."""
+    archived = archive_commit.read_text().strip() if archive_commit.is_file() else ""
+    if len(archived) == 40 and all(c in "0123456789abcdef" for c in archived):
+        return f"{archived}-archive"
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
@@ -177,3 +186,20 @@ def provenance(config: Any = None, files: dict[str, str | os.PathLike] | None = 
         "inputs_sha256": {key: sha256_file(path) for key, path in (files or {}).items()},
         "versions": package_versions(),
     }
+
+
+def read_csv_checked(path: Path, required: Iterable[str], absent: DataError, fix: str, **read_kwargs: Any) -> Any:
+    """The CSV at `path` as a DataFrame holding the `required` columns, or one DataError line: `absent` when there
+    is no such file, else the file, what is wrong with it (unreadable, columns missing) and `fix`."""
+    import pandas as pd  # here, not at the top: io.py is imported by torch- and pandas-free entry points
+
+    if not path.is_file():
+        raise absent
+    try:
+        frame = pd.read_csv(path, **read_kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({' '.join(str(err).split())})", fix) from None
+    missing = [column for column in required if column not in frame]
+    if missing:
+        raise DataError(f"{path} lacks column(s) {', '.join(missing)}", fix)
+    return frame

@@ -10,13 +10,15 @@ Layout (`RunConfig.run_dir`):
                           the checkpoints it belongs to
     method_config.json    the method's typed config, beside its checkpoint (CORL style)
     checkpoints/last.pt   latest TrainState, with its config (`run_identity`: the data's sha256 included) and hash
-    checkpoints/step*.pt  evaluation checkpoints the run's schedule keeps (eval.every, eval.aggregate)
+    checkpoints/step*.pt  evaluation checkpoints the run's schedule keeps (eval.every, eval.aggregate): the agent's
+                          weights only, which is all evaluation reads (a QT source run keeps 50 of them)
     metrics.csv           tidy training/validation metrics: step, split, metric, value
     tb/                   the same metrics for TensorBoard
     eval_episodes.csv     per-episode evaluation results of every scheduled checkpoint, each row bound to its
                           checkpoint (qhyer.runs.EVALUATION_COLUMNS: step, config_hash, episodes_per_task, max_steps)
     summary.json          the run's record (qhyer/runs.py): identity, protocol, resolved method fields, provenance,
                           the checkpoints' config_hash
+    train_failed.txt      the error that stopped the started run, for the retries of its job (FAILURE_FILE)
 
 The files describe one another: evaluation refuses a checkpoint whose hash is not config.yaml's (a copied `last.pt`)
 or a summary.json of another checkpoint; training removes summary.json and the evaluations before it changes the
@@ -24,7 +26,7 @@ checkpoint (resume with more steps, restart, `train.resume=false`), so a killed 
 the report's one reader (qhyer.runs.run_evaluation) takes only rows of summary.json's checkpoints.
 
 All state that must survive a kill lives in `TrainState` (agent modules, optimisers, schedulers, the sampler and its
-RNG position, the global torch/numpy RNGs and the step counter); a checkpoint is exactly `TrainState.state_dict()`,
+RNG position, the global torch/numpy RNGs and the step counter); `last.pt` is exactly `TrainState.state_dict()`,
 written atomically, so a resumed run continues bit-identically on CPU.
 """
 
@@ -50,7 +52,7 @@ from omegaconf import MISSING
 
 from qhyer.agent import Agent, DataInfo, MethodConfig
 from qhyer.data.registry import get_spec
-from qhyer.errors import ConfigError, DataError, DivergedError
+from qhyer.errors import ConfigError, DataError, DivergedError, RetryRefused
 from qhyer.io import (
     atomic_path,
     config_hash,
@@ -101,6 +103,11 @@ class LoopConfig:
     # It changes the numbers, so bf16 is part of the run's identity (run_identity).
     precision: str = "fp32"
     progress: bool = True
+    # Snakemake's attempt at this job (the train rule passes it; 1 by hand). A retry (> 1) of a run that stopped on
+    # an error rather than a time limit exits with that error at once (FAILURE_FILE): resubmission is for jobs over
+    # their time limit, and a diverged or broken run would otherwise retrain from its last checkpoint to the same
+    # error on every one of the rule's retries (19 at paper). Not part of the run's identity.
+    attempt: int = 1
 
 
 CHANGED_CONFIG_ACTIONS = ("refuse", "restart")
@@ -220,6 +227,36 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
             raise
 
 
+FAILURE_FILE = "train_failed.txt"
+
+
+def refuse_retry_of_failure(run_dir: Path, attempt: int) -> None:
+    """Within the locked folder, before any data is loaded: a retry of the job (`attempt` > 1) of a run that
+    stopped on an error (FAILURE_FILE, `failure_kept`) exits with that error; attempt 1 (a new workflow run, or a run
+    by hand) clears it and trains again."""
+    failure = run_dir / FAILURE_FILE
+    if attempt == 1:
+        failure.unlink(missing_ok=True)
+    elif failure.exists():
+        raise RetryRefused(f"attempt {attempt} of this job: its run stopped on an error, not a time limit "
+                           f"({failure}: {failure.read_text().strip()})",
+                           "not retried, the same config would fail the same way: fix the cause and rerun")
+
+
+@contextlib.contextmanager
+def failure_kept(run_dir: Path) -> Iterator[None]:
+    """Keep the error that stops a started run (training or its record) in FAILURE_FILE. Refusals before it starts
+    leave the folder as it was and fail again in seconds. A time limit (Terminated) and Ctrl-C are not errors; nor
+    is CUDA running out of memory, which a retry may find free again on a shared GPU."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as err:
+        write_text_atomic(run_dir / FAILURE_FILE, f"{type(err).__name__}: {' '.join(str(err).split())}\n")
+        raise
+
+
 # --- the identity a checkpoint is bound to ------------------------------------------------------------------
 
 def data_hashes(train_data: Any, val_data: Any) -> dict[str, str | None]:
@@ -311,14 +348,20 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 # --- checkpoints --------------------------------------------------------------------------------------------
 
-def save_checkpoint(state: TrainState, path: Path, info: DataInfo, identity: dict[str, Any], steps: int) -> None:
-    """Write the train state with the config it belongs to (run_identity, its hash and the configured steps)."""
+def save_checkpoint(state: TrainState, path: Path, info: DataInfo, identity: dict[str, Any], steps: int,
+                    weights_only: bool = False) -> None:
+    """Write the train state with the config it belongs to (run_identity, its hash and the configured steps).
+
+    `weights_only` (evaluation checkpoints) keeps the step and the agent's modules without optimiser, scheduler,
+    sampler and RNG state: evaluation reads nothing else, and a QT source run keeps 50 of them (at paper sizes
+    29 MB each instead of 57 MB: 1.4 GB a run instead of 2.9 GB)."""
     bad = [name for name, value in state.agent.state_dict().items()
            if value.is_floating_point() and not torch.isfinite(value).all()]
     if bad:
         raise DivergedError(f"training diverged before step {state.step}: non-finite weights in {', '.join(bad[:3])}",
                             "no checkpoint was written; lower method.lr and train into a new run_dir")
-    payload = state.state_dict()
+    payload = ({"step": state.step, "agent": {"modules": state.agent.state_dict()}} if weights_only
+               else state.state_dict())
     payload["data_info"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "spec"}
     payload.update(config_identity=identity, config_hash=config_hash(identity), train_steps=steps)
     with atomic_path(path) as tmp:
@@ -330,18 +373,24 @@ def save_checkpoint(state: TrainState, path: Path, info: DataInfo, identity: dic
                             "the run resumes from its last whole checkpoint") from None
 
 
-CHECKPOINT_KEYS = ("step", "agent", "sampler", "rng", "data_info")
+WEIGHTS_KEYS = ("step", "agent", "data_info")  # what evaluation reads: every checkpoint has them
+TRAIN_STATE_KEYS = (*WEIGHTS_KEYS, "sampler", "rng")  # what resuming reads: checkpoints/last.pt
 
 
-def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint's payload, or one DataError line when the file is empty, truncated or not a checkpoint."""
+def read_checkpoint(path: Path, device: str | torch.device = "cpu",
+                    keys: tuple[str, ...] = TRAIN_STATE_KEYS) -> dict[str, Any]:
+    """A checkpoint's payload, or one DataError line when the file is empty, truncated or not a checkpoint holding
+    `keys` (an evaluation checkpoint put in place of last.pt has no train state to resume)."""
     try:
         payload = torch.load(path, map_location=device, weights_only=False)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, AttributeError) as err:
         raise DataError(f"{path} is not a readable checkpoint ({type(err).__name__})",
                         "delete it (or its whole run folder) to train from the start") from None
-    if not isinstance(payload, dict) or any(key not in payload for key in CHECKPOINT_KEYS):
+    if not isinstance(payload, dict) or any(key not in payload for key in WEIGHTS_KEYS):
         raise DataError(f"{path} is not a training checkpoint of this harness",
+                        "delete it (or its whole run folder) to train from the start")
+    if any(key not in payload for key in keys):
+        raise DataError(f"{path} holds weights only (an evaluation checkpoint), no train state to resume from",
                         "delete it (or its whole run folder) to train from the start")
     return payload
 
@@ -357,7 +406,7 @@ def read_run_checkpoint(run_dir: str | Path, step: int | None = None,
     if not checkpoint.exists():
         raise DataError(f"{run_dir} kept no evaluation checkpoint at step {step}",
                         "its eval.every / eval.aggregate did not ask for one; retrain with that schedule")
-    payload = read_checkpoint(checkpoint, device)
+    payload = read_checkpoint(checkpoint, device, WEIGHTS_KEYS)
     retrain = f"delete {run_dir} and retrain it (or restore the run's own checkpoints)"
     if bound is None:
         raise DataError(f"{run_dir}/config.yaml records no config_hash (written before run folders were bound to "
@@ -506,7 +555,7 @@ def check_finished(run_dir: str | Path, cfg: RunConfig) -> int:
 def _agent_from(cfg: RunConfig, payload: dict[str, Any], device: str | torch.device) -> Agent:
     info = DataInfo(spec=get_spec(cfg.dataset), **payload["data_info"])
     agent = build_agent(cfg.method, info, torch.device(device))
-    agent.load_train_state(payload["agent"])
+    agent.load_state_dict(payload["agent"]["modules"])
     return agent
 
 

@@ -29,7 +29,7 @@ import yaml
 
 from qhyer.data.registry import get_spec
 from qhyer.errors import ConfigError, DataError
-from qhyer.io import NUMBER_PACKAGES, NUMBER_SETTINGS, git_commit, package_versions
+from qhyer.io import NUMBER_PACKAGES, NUMBER_SETTINGS, git_commit, package_versions, read_csv_checked
 
 # The run folder below the runs root; identity fields only, so two runs never share a folder.
 RUN_DIR = "{runs_root}/{budget}/{study}/{variant}/{method}/{dataset}/seed{seed}"
@@ -354,22 +354,23 @@ EVALUATION_COLUMNS = ("step", "config_hash", "episodes_per_task", "max_steps")
 EPISODE_COLUMNS = ("task", "episode", "success", "return", *EVALUATION_COLUMNS)
 
 
+def _evaluate_again(path: Path) -> str:
+    return f"re-run its evaluate step (python -m qhyer.evaluate {path.parent})"
+
+
 def _refuse(path: Path, problem: str) -> DataError:
-    return DataError(f"{path}: {problem}", f"re-run its evaluate step (python -m qhyer.evaluate {path.parent})")
+    return DataError(f"{path}: {problem}", _evaluate_again(path))
 
 
 def _read_episodes(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path.parent} has no eval_episodes.csv: the run was not evaluated",
-                        f"evaluate it (python -m qhyer.evaluate {path.parent}) or leave the folder out")
-    with open(path, "rb") as fh:
-        cut = fh.seek(0, 2) == 0 or (fh.seek(-1, 2) >= 0 and fh.read(1) != b"\n")
-    if cut:
-        raise _refuse(path, "not a readable CSV: empty, or it ends mid-row (cut off while written or copied)")
-    try:
-        frame = pd.read_csv(path, dtype={"config_hash": str})  # a hex hash of digits only is still a string
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise _refuse(path, f"not a readable CSV ({' '.join(str(err).split())})") from None
+    absent = DataError(f"{path.parent} has no eval_episodes.csv: the run was not evaluated",
+                       f"evaluate it (python -m qhyer.evaluate {path.parent}) or leave the folder out")
+    if path.is_file():
+        with open(path, "rb") as fh:
+            if fh.seek(0, 2) == 0 or (fh.seek(-1, 2) >= 0 and fh.read(1) != b"\n"):
+                raise _refuse(path, "not a readable CSV: empty, or it ends mid-row (cut off while written or copied)")
+    frame = read_csv_checked(path, (), absent, _evaluate_again(path),
+                             dtype={"config_hash": str})  # a hex hash of digits only is still a string
     missing = [c for c in EPISODE_COLUMNS if c not in frame]
     if missing:
         raise _refuse(path, f"lacks column(s) {', '.join(missing)} (written before evaluations were bound to their "
@@ -383,18 +384,11 @@ def read_metrics(run: str | Path) -> pd.DataFrame:
     """A run's training and validation metrics (METRICS_FILE: rows of METRICS_COLUMNS); one line naming the file
     when it is absent, unreadable or lacks a column."""
     path = Path(run) / METRICS_FILE
-    if not path.is_file():
-        raise DataError(f"{path.parent} has no {METRICS_FILE}: the run never trained",
-                        f"train it (python -m qhyer.train ... run_dir={path.parent}) or leave the folder out")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({' '.join(str(err).split())})",
-                        "retrain the run (its metrics are rewritten from the checkpoint)") from None
-    missing = [c for c in METRICS_COLUMNS if c not in frame]
-    if missing:
-        raise DataError(f"{path} lacks column(s) {', '.join(missing)}", "retrain the run")
-    return frame
+    return read_csv_checked(path, METRICS_COLUMNS,
+                            DataError(f"{path.parent} has no {METRICS_FILE}: the run never trained",
+                                      f"train it (python -m qhyer.train ... run_dir={path.parent}) or leave the "
+                                      "folder out"),
+                            "retrain the run (its metrics are rewritten from the checkpoint)")
 
 
 def run_evaluation(record: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:

@@ -30,8 +30,10 @@ from qhyer.run_folder import (
     build_agent,
     checkpoint_path,
     data_hashes,
+    failure_kept,
     finish_run,
     locked_run_dir,
+    refuse_retry_of_failure,
     run_identity,
     save_checkpoint,
     start_or_resume,
@@ -92,7 +94,7 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 def check_run_config(cfg: RunConfig) -> None:
     """Reject values the loop cannot run with, before any file is written or data is loaded."""
     loop = cfg.train
-    for name in ("steps", "log_every", "val_every", "checkpoint_every"):
+    for name in ("steps", "log_every", "val_every", "checkpoint_every", "attempt"):
         if getattr(loop, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1 (got {getattr(loop, name)})")
     if loop.val_batches < 0 or loop.threads < 0:
@@ -136,6 +138,7 @@ def train(cfg: RunConfig) -> Path:
 
     run_dir = Path(cfg.run_dir)
     with locked_run_dir(run_dir):
+        refuse_retry_of_failure(run_dir, cfg.train.attempt)
         seed_everything(cfg.seed)
         dataset = method_cfg.training_data(_load_split(spec, "train", cfg.data_dir))
         info = method_cfg.data_info(spec, dataset)
@@ -150,8 +153,9 @@ def train(cfg: RunConfig) -> Path:
         identity = run_identity(cfg, family_method, dataset, hashes)
         resumed = start_or_resume(state, cfg, identity, run_dir, device)
         started = time.perf_counter()
-        _train_loop(state, cfg, info, identity, val_batches, run_dir, device)
-        finish_run(run_dir, cfg, dataset, state, identity, hashes, resumed, time.perf_counter() - started, device)
+        with failure_kept(run_dir):
+            _train_loop(state, cfg, info, identity, val_batches, run_dir, device)
+            finish_run(run_dir, cfg, dataset, state, identity, hashes, resumed, time.perf_counter() - started, device)
     return run_dir
 
 
@@ -198,7 +202,8 @@ def _train_loop(state: TrainState, cfg: RunConfig, info: DataInfo, identity: dic
             if val_batches and (state.step % loop.val_every == 0 or state.step == loop.steps):
                 log.write(state.step, "val", _validate(agent, val_batches, device))
             if state.step in eval_steps and state.step != loop.steps:
-                save_checkpoint(state, checkpoint_path(run_dir, state.step), info, identity, loop.steps)
+                save_checkpoint(state, checkpoint_path(run_dir, state.step), info, identity, loop.steps,
+                                weights_only=True)
             if state.step % loop.checkpoint_every == 0 or state.step == loop.steps:
                 save_checkpoint(state, checkpoint_path(run_dir), info, identity, loop.steps)
         bar.close()

@@ -4,7 +4,9 @@ mixed runs unless given --allow-mixed-provenance."""
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,7 @@ import pytest
 from run_folders import run_provenance, write_run
 
 from qhyer.errors import UserError
-from qhyer.io import git_commit
+from qhyer.io import ARCHIVE_COMMIT, git_commit
 from qhyer.report import claims, tables
 from qhyer.report.__main__ import main as report_main
 from qhyer.runs import load_records, provenance_differences, read_summary, record_row, versions_label
@@ -20,6 +22,8 @@ from qhyer.runs import load_records, provenance_differences, read_summary, recor
 PLAY, NOISY = "cube-single-play-v0", "cube-single-noisy-v0"
 METHODS = ("qhyer", "gciql")
 OTHER_COMMIT = "f" * 40
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +62,7 @@ def test_identical_provenance_is_stated_without_warning(tmp_path, capsys, checko
     md, tex, tidy, err = table(runs_at(tmp_path / "runs"), tmp_path / "table1.csv", capsys)
     commit = checkout["commit"]
     assert "WARNING" not in md + tex + err
-    assert f"{commit} (4 runs)" in md and f"% Commits (`-dirty`: uncommitted changes to tracked files): {commit}" in tex
+    assert f"{commit} (4 runs)" in md and f"% {tables.COMMITS_LABEL}: {commit}" in tex
     block = run_provenance(PLAY)
     assert block["inputs_sha256"]["dataset"][:16] in md and "torch=" in md
     assert set(tidy["commit"]) == {commit}  # tidy: one column per provenance field, one value per row
@@ -124,7 +128,7 @@ def test_claims_of_one_provenance_state_it_without_warning(tmp_path, capsys, che
     assert report_main(["claims", "--runs", *map(str, runs_at(tmp_path / "runs")), "--out", str(out)]) == 0
     md = out.with_suffix(".md").read_text()
     assert "WARNING" not in md + capsys.readouterr().err and "allow-mixed-provenance" not in md
-    assert f"- Commits (`-dirty`: uncommitted changes to tracked files): {checkout['commit']} (4 runs)" \
+    assert f"- {tables.COMMITS_LABEL}: {checkout['commit']} (4 runs)" \
         in md
 
 
@@ -149,3 +153,17 @@ def test_commit_records_the_dirty_flag_of_tracked_files_only(tmp_path):
     assert git_commit(tmp_path) == clean
     (tmp_path / "tracked.txt").write_text("b\n")
     assert git_commit(tmp_path) == f"{clean}-dirty"
+
+
+def test_an_unpacked_git_archive_records_its_commit(tmp_path):
+    """`git archive` (and GitHub's source archives) expand qhyer/ARCHIVE_COMMIT (.gitattributes: export-subst), so a
+    run trained from an archive records `<sha>-archive` instead of `unknown`; a checkout holds the placeholder."""
+    archive = subprocess.run(["git", "archive", "HEAD", "qhyer/ARCHIVE_COMMIT"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert (tmp_path / "qhyer" / "ARCHIVE_COMMIT").read_text().strip() == head.stdout.strip()
+    assert git_commit(tmp_path, tmp_path / "qhyer" / "ARCHIVE_COMMIT") == f"{head.stdout.strip()}-archive"
+    assert ARCHIVE_COMMIT.read_text().strip() == "$Format:%H$"  # the checkout: git decides, dirty flag included
+    assert git_commit(REPO) == git_commit(REPO, tmp_path / "absent")

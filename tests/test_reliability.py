@@ -26,10 +26,11 @@ import yaml
 from test_trainer import DATASET, tiny_config
 
 from qhyer import evaluate as evaluate_cli
-from qhyer.errors import BusyError, ConfigError, DataError, DivergedError
+from qhyer import trainer as trainer_module
+from qhyer.errors import BusyError, ConfigError, DataError, DivergedError, RetryRefused, Terminated
 from qhyer.io import LOCK_NAME, atomic_path, folder_lock
 from qhyer.methods import method_classes
-from qhyer.run_folder import checkpoint_path
+from qhyer.run_folder import FAILURE_FILE, checkpoint_path
 from qhyer.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,6 +279,62 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
         train(cfg)
     assert_one_line(err, "non-finite weights")
     assert not checkpoint_path(Path(cfg.run_dir)).exists()
+
+
+# --- resubmission is for time limits, not errors (train.attempt; qhyer/run_folder.py failure_kept) -----------------
+def test_a_retry_of_a_run_that_stopped_on_an_error_exits_with_it_at_once(tmp_path, monkeypatch):
+    """The error that stopped a started run is kept; a retry of its job (attempt > 1) exits with it before loading
+    any data instead of retraining from the last checkpoint to the same error; attempt 1 trains again."""
+    agent_cls = method_classes("gcbc")[1]
+    real_update = agent_cls.update
+    monkeypatch.setattr(agent_cls, "update", lambda self, batch, step: (
+        {"actor_loss": float("nan")} if step == 2 else real_update(self, batch, step)))
+    cfg = gcbc(tmp_path, steps=6, checkpoint_every=2)
+    run_dir = Path(cfg.run_dir)
+    with pytest.raises(DivergedError):
+        train(cfg)
+    assert (run_dir / FAILURE_FILE).read_text().startswith("DivergedError: training diverged at step 3")
+    monkeypatch.setattr(trainer_module, "start_or_resume", None)  # a retry must stop before it
+    monkeypatch.setattr(trainer_module, "_load_split", None)
+    with pytest.raises(RetryRefused) as err:
+        train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, attempt=2)))
+    assert_one_line(err, "attempt 2 of this job", "not a time limit", "diverged at step 3", "fix the cause")
+    monkeypatch.undo()
+    assert train(cfg) == run_dir and (run_dir / "summary.json").exists()  # attempt 1: a new workflow run
+    assert not (run_dir / FAILURE_FILE).exists()
+
+
+@pytest.mark.parametrize("stop", [Terminated(signal.SIGTERM, "time limit"), torch.cuda.OutOfMemoryError("full")],
+                         ids=["time-limit", "cuda-out-of-memory"])
+def test_a_time_limit_or_cuda_memory_is_resubmitted(tmp_path, monkeypatch, stop):
+    """SLURM's time limit is what the retries are for, and a shared GPU's memory may be free again on a retry."""
+    agent_cls = method_classes("gcbc")[1]
+    real_update = agent_cls.update
+
+    def update(self, batch, step):
+        if step == 3:
+            raise stop
+        return real_update(self, batch, step)
+
+    monkeypatch.setattr(agent_cls, "update", update)
+    cfg = gcbc(tmp_path, steps=6, checkpoint_every=2)
+    with pytest.raises(type(stop)):
+        train(cfg)
+    assert not (Path(cfg.run_dir) / FAILURE_FILE).exists()
+    monkeypatch.undo()
+    retry = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, attempt=2))
+    assert (train(retry) / "summary.json").exists()
+
+
+def test_an_error_before_the_run_started_leaves_no_record_in_the_folder_hydra_made(tmp_path):
+    """Hydra creates run_dir before training; a refusal before the run starts (here the batch size) fails again in
+    seconds and leaves the folder as it was (the CLI removes it again: qhyer.train._remove_hydra_stub). A refused
+    resume leaves a trained folder byte-identical: test_a_refused_resume_through_the_cli_leaves_the_folder_..."""
+    cfg = with_method(gcbc(tmp_path), batch_size=10**6)
+    Path(cfg.run_dir).mkdir(parents=True)
+    with pytest.raises(ConfigError):
+        train(cfg)
+    assert list(Path(cfg.run_dir).iterdir()) == [Path(cfg.run_dir) / LOCK_NAME]
 
 
 def test_huge_observations_are_refused_before_training(tmp_path):

@@ -29,7 +29,7 @@ from qhyer import evaluate as evaluate_cli
 from qhyer.errors import ConfigError, DataError
 from qhyer.io import sha256_file
 from qhyer.report import claims, tables
-from qhyer.run_folder import checkpoint_path
+from qhyer.run_folder import checkpoint_path, load_run
 from qhyer.trainer import train
 
 EVAL_FLAGS = ["--episodes-per-task", "1", "--num-envs", "1", "--max-steps", "2", "--no-progress"]
@@ -96,6 +96,27 @@ def test_a_run_killed_while_extending_its_steps_reports_nothing_stale(tmp_path, 
     out = tmp_path / "results" / "table1.csv"
     assert_cli_error(report_cli("table1", run_dir, out), str(run_dir), "no summary.json")
     assert not out.exists()
+
+
+def test_evaluation_checkpoints_hold_the_weights_of_the_train_state_and_nothing_to_resume_from(tmp_path):
+    """step*.pt keep the agent's weights only (a QT source run keeps 50 of them); evaluation rebuilds from them the
+    agent a train state of that step holds, and one put in place of last.pt is refused with one line."""
+    run_dir = train(with_eval_schedule(gcbc(tmp_path), every=2))
+    kept = torch.load(checkpoint_path(run_dir, 2), weights_only=False)
+    assert set(kept) == {"step", "agent", "data_info", "config_identity", "config_hash", "train_steps"}
+    assert set(kept["agent"]) == {"modules"} and kept["step"] == 2
+    stopped = train(dataclasses.replace(gcbc(tmp_path / "stopped"), run_dir=str(tmp_path / "stopped" / "run"),
+                                        train=dataclasses.replace(gcbc(tmp_path).train, steps=2)))
+    assert torch.load(checkpoint_path(stopped), weights_only=False)["step"] == 2  # a full train state of step 2
+    rebuilt, reference = load_run(run_dir, step=2)[1].state_dict(), load_run(stopped)[1].state_dict()
+    assert rebuilt.keys() == reference.keys()
+    assert all(torch.equal(rebuilt[key], reference[key]) for key in reference)
+    final = load_run(run_dir)[1].state_dict()  # step 4: what a reader of last.pt would have rebuilt instead
+    assert any(not torch.equal(rebuilt[key], final[key]) for key in final)
+    shutil.copy(checkpoint_path(run_dir, 2), checkpoint_path(run_dir))
+    with pytest.raises(DataError) as err:
+        train(with_eval_schedule(gcbc(tmp_path), every=2))
+    assert_one_line(err, "holds weights only", "no train state to resume from", "delete it")
 
 
 @pytest.mark.parametrize("method", ["gcbc", "gciql"])

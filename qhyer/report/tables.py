@@ -25,7 +25,7 @@ import pandas as pd
 from qhyer.algorithm import ABAR_DEFINITIONS, CONDITIONINGS
 from qhyer.data.registry import DATASETS, get_spec
 from qhyer.errors import ConfigError, DataError
-from qhyer.io import atomic_path, write_text_atomic
+from qhyer.io import atomic_path, read_csv_checked, write_text_atomic
 from qhyer.methods import METHODS as METHOD_REGISTRY
 from qhyer.models.hybrid import BACKBONES
 from qhyer.report import stats
@@ -72,6 +72,7 @@ class Section:
     bold: pd.DataFrame         # same shape, True where the cell is the row's best
 
 
+COMMITS_LABEL = "Commits (`-dirty`: uncommitted changes to tracked files; `-archive`: an unpacked `git archive`)"
 SHA_SHOWN = 16  # hex digits of a dataset's sha256 in .md/.tex headers (the tidy CSV has all 64)
 
 
@@ -86,7 +87,7 @@ def provenance_lines(runs: pd.DataFrame) -> list[str]:
 
     hashes = ", ".join(f"{d} {' | '.join(sorted({h[:SHA_SHOWN] for h in g['dataset_sha256']}))}"
                        for d, g in runs.groupby("dataset", sort=False))
-    return [f"Commits (`-dirty`: uncommitted changes to tracked files): {counted(runs['commit'])}",
+    return [f"{COMMITS_LABEL}: {counted(runs['commit'])}",
             f"Dataset sha256 (first {SHA_SHOWN} hex digits): {hashes}",
             f"Package versions: {counted(runs['versions'])}"]
 
@@ -153,17 +154,10 @@ def write_csv(frame: pd.DataFrame, out: str | Path) -> Path:
 # --- reading runs --------------------------------------------------------------------------------------------
 
 def read_csv(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
-    """A CSV with the `required` columns, or a one-line DataError."""
-    if not path.is_file():
-        raise DataError(f"{path} does not exist", "run the DAG step that writes it, or fix the path")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not a readable CSV ({str(err).strip()})", "delete it and re-run its step") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path} lacks column(s) {', '.join(missing)}", "re-run the step that writes it")
-    return frame
+    """A CSV the DAG wrote, with the `required` columns, or a one-line DataError."""
+    return read_csv_checked(path, required, DataError(f"{path} does not exist",
+                                                      "run the DAG step that writes it, or fix the path"),
+                            "delete it and re-run the step that writes it")
 
 
 def run_episodes(run: Path, record: dict, fields: Iterable[str] | None = None) -> pd.DataFrame:

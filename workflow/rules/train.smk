@@ -24,11 +24,14 @@ rule train:
     # Resubmission until the run's own steps are done: a job over its SLURM time limit is TIMEOUT (SIGTERM first:
     # it checkpoints and exits 143) and its retry resumes from the checkpoint. From the plan: None while every job
     # fits one limit (--retries / the profile's then apply, as before), else the longest job's attempts + the
-    # profile's retries as spare (qhyer/report/cost.py train_resubmission; `cost --budget` prints it).
+    # profile's retries as spare (qhyer/report/cost.py train_resubmission; `cost --budget` prints it). Only a time
+    # limit is resubmitted to train on: a retry of a run that stopped on an error exits with it at once
+    # (train.attempt, qhyer/run_folder.py failure_kept).
     retries: train_retries(config)
     resources:
         gpu=config["train"]["gpus"],
         runtime=time_limit("train"),
+        attempt=lambda wc, attempt: attempt,
     log:
         f"{LOGS}/train/{{study}}/{{variant}}/{{method}}/{{dataset}}/seed{{seed}}.log",
     benchmark:
@@ -39,4 +42,5 @@ rule train:
         "python -m qhyer.train method={wildcards.method} dataset={wildcards.dataset} seed={wildcards.seed} "
         "budget={params.budget:q} study={wildcards.study} variant={wildcards.variant} data_dir={params.data:q} "
         "run_dir={params.run:q} train.steps={params.steps} train.threads={threads} train.progress=false "
-        "eval.enabled=false train.on_changed_config=restart {params.overrides} > {log:q} 2>&1"
+        "eval.enabled=false train.on_changed_config=restart train.attempt={resources.attempt} {params.overrides} "
+        "> {log:q} 2>&1"
