@@ -355,13 +355,12 @@ def save_checkpoint(state: TrainState, path: Path, info: DataInfo, identity: dic
     `weights_only` (evaluation checkpoints) keeps the step and the agent's modules without optimiser, scheduler,
     sampler and RNG state: evaluation reads nothing else, and a QT source run keeps 50 of them (at paper sizes
     29 MB each instead of 57 MB: 1.4 GB a run instead of 2.9 GB)."""
-    bad = [name for name, value in state.agent.state_dict().items()
-           if value.is_floating_point() and not torch.isfinite(value).all()]
+    modules = state.agent.state_dict()
+    bad = [name for name, value in modules.items() if value.is_floating_point() and not torch.isfinite(value).all()]
     if bad:
         raise DivergedError(f"training diverged before step {state.step}: non-finite weights in {', '.join(bad[:3])}",
                             "no checkpoint was written; lower method.lr and train into a new run_dir")
-    payload = ({"step": state.step, "agent": {"modules": state.agent.state_dict()}} if weights_only
-               else state.state_dict())
+    payload = {"step": state.step, "agent": {"modules": modules}} if weights_only else state.state_dict()
     payload["data_info"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "spec"}
     payload.update(config_identity=identity, config_hash=config_hash(identity), train_steps=steps)
     with atomic_path(path) as tmp:

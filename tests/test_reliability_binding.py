@@ -101,12 +101,12 @@ def test_a_run_killed_while_extending_its_steps_reports_nothing_stale(tmp_path, 
 def test_evaluation_checkpoints_hold_the_weights_of_the_train_state_and_nothing_to_resume_from(tmp_path):
     """step*.pt keep the agent's weights only (a QT source run keeps 50 of them); evaluation rebuilds from them the
     agent a train state of that step holds, and one put in place of last.pt is refused with one line."""
-    run_dir = train(with_eval_schedule(gcbc(tmp_path), every=2))
+    cfg = with_eval_schedule(gcbc(tmp_path), every=2)
+    run_dir = train(cfg)
     kept = torch.load(checkpoint_path(run_dir, 2), weights_only=False)
     assert set(kept) == {"step", "agent", "data_info", "config_identity", "config_hash", "train_steps"}
     assert set(kept["agent"]) == {"modules"} and kept["step"] == 2
-    stopped = train(dataclasses.replace(gcbc(tmp_path / "stopped"), run_dir=str(tmp_path / "stopped" / "run"),
-                                        train=dataclasses.replace(gcbc(tmp_path).train, steps=2)))
+    stopped = train(gcbc(tmp_path / "stopped", steps=2))  # the same run, stopped at step 2
     assert torch.load(checkpoint_path(stopped), weights_only=False)["step"] == 2  # a full train state of step 2
     rebuilt, reference = load_run(run_dir, step=2)[1].state_dict(), load_run(stopped)[1].state_dict()
     assert rebuilt.keys() == reference.keys()
@@ -115,7 +115,7 @@ def test_evaluation_checkpoints_hold_the_weights_of_the_train_state_and_nothing_
     assert any(not torch.equal(rebuilt[key], final[key]) for key in final)
     shutil.copy(checkpoint_path(run_dir, 2), checkpoint_path(run_dir))
     with pytest.raises(DataError) as err:
-        train(with_eval_schedule(gcbc(tmp_path), every=2))
+        train(cfg)
     assert_one_line(err, "holds weights only", "no train state to resume from", "delete it")
 
 
